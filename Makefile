@@ -1,0 +1,36 @@
+# FitMate communication server. `make run` starts it on the embedded defaults;
+# `make test` runs every test (what CI runs).
+SHELL := /bin/bash
+GO ?= go
+
+# Development-only defaults so `make run` works on a bare machine. Production
+# sets its own (see README.md); the server refuses secrets shorter than 32 bytes.
+DEV_ENV := HOST=$${HOST:-127.0.0.1} \
+	JWT_SECRET=$${JWT_SECRET:-dev-only-jwt-secret-change-me-0123456789} \
+	SERVICE_API_KEY=$${SERVICE_API_KEY:-dev-only-service-key-0123456789} \
+	LOG_FORMAT=$${LOG_FORMAT:-text}
+
+.PHONY: run build test test-deps lint bench clean
+
+run:
+	$(DEV_ENV) $(GO) run ./cmd/commserver
+
+build:
+	$(GO) build -o bin/commserver ./cmd/commserver
+
+test-deps:
+	npm ci --prefix test/jsclient --no-audit --no-fund --loglevel=error
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+test: test-deps lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+bench:
+	./bench/run.sh
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,148 @@
+// Package chat is the chat domain: rooms and their members, messages, who may
+// read and write where, and what the room hears when something happens.
+//
+// The service does not know about Socket.IO or MongoDB. It consumes a Store
+// (implemented by package store), a Publisher (implemented by the gateway's
+// hub) and an OnlineChecker (implemented by package presence), all declared here.
+package chat
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Message types (the seed's enum).
+const (
+	TypeText   = "text"
+	TypeImage  = "image"
+	TypeFile   = "file"
+	TypeSystem = "system"
+)
+
+// Events the room hears. Names are the seed's, the React app listens for them.
+const (
+	EventNewMessage     = "newMessage"
+	EventMessageDeleted = "messageDeleted"
+	EventUserJoined     = "userJoined"
+)
+
+// AdminRoom is the room every admin socket joins with joinAsAdmin: it hears
+// every new message of every room.
+const AdminRoom = "admin-room"
+
+// HistoryLimit is how many messages chatHistory carries (the seed's 50).
+const HistoryLimit = 50
+
+// Message is a chat message as the app sees it: the JSON shape of a Mongoose
+// document of the NestJS server (see MarshalJSON).
+type Message struct {
+	ID              string
+	ChatRoomID      string
+	SenderID        string
+	Sender          *UserRef // set when the sender was populated from users (chatHistory, REST)
+	Text            string
+	Type            string
+	Timestamp       time.Time
+	ReadBy          []string
+	IsDeleted       bool
+	ReplyTo         string
+	Metadata        map[string]any
+	ClientMessageID string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// UserRef is a populated user: the fields Mongoose's populate('senderId', 'name email picture') kept.
+type UserRef struct {
+	ID      string  `json:"_id"`
+	Name    *string `json:"name,omitempty"`
+	Email   *string `json:"email,omitempty"`
+	Picture *string `json:"picture,omitempty"`
+}
+
+// MarshalJSON writes the message as Mongoose's toJSON did: _id, the schema's
+// fields, timestamps and __v; senderId is the populated user when Sender is set.
+func (m Message) MarshalJSON() ([]byte, error) {
+	var sender any = m.SenderID
+	if m.Sender != nil {
+		sender = m.Sender
+	}
+	readBy := m.ReadBy
+	if readBy == nil {
+		readBy = []string{}
+	}
+	return json.Marshal(struct {
+		ID              string         `json:"_id"`
+		ChatRoomID      string         `json:"chatRoomId"`
+		SenderID        any            `json:"senderId"`
+		Message         string         `json:"message"`
+		MessageType     string         `json:"messageType"`
+		Timestamp       time.Time      `json:"timestamp"`
+		ReadBy          []string       `json:"readBy"`
+		IsDeleted       bool           `json:"isDeleted"`
+		ReplyTo         string         `json:"replyTo,omitempty"`
+		Metadata        map[string]any `json:"metadata,omitempty"`
+		ClientMessageID string         `json:"clientMessageId,omitempty"`
+		CreatedAt       time.Time      `json:"createdAt"`
+		UpdatedAt       time.Time      `json:"updatedAt"`
+		V               int            `json:"__v"`
+	}{m.ID, m.ChatRoomID, sender, m.Text, m.Type, m.Timestamp, readBy, m.IsDeleted, m.ReplyTo,
+		m.Metadata, m.ClientMessageID, m.CreatedAt, m.UpdatedAt, 0})
+}
+
+// Room is a chat room: its id and the users who belong to it.
+type Room struct {
+	ID        string    `json:"_id"`
+	Members   []string  `json:"members"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// HasMember reports whether userID belongs to the room.
+func (r Room) HasMember(userID string) bool {
+	for _, m := range r.Members {
+		if m == userID {
+			return true
+		}
+	}
+	return false
+}
+
+// ChatUser is one row of allChatUsers: a user who has sent messages, with
+// their last message (the seed's aggregation, with the user's document).
+type ChatUser struct {
+	ID              string         `json:"_id"`
+	LastMessage     string         `json:"lastMessage"`
+	LastMessageTime time.Time      `json:"lastMessageTime"`
+	MessageCount    int64          `json:"messageCount"`
+	UserInfo        map[string]any `json:"userInfo"`
+}
+
+// Identity is who is calling: the user id from a verified token, and whether
+// the token or the user's document says admin.
+type Identity struct {
+	UserID string
+	Admin  bool
+}
+
+// SendInput is what a client asks to post.
+type SendInput struct {
+	ChatRoomID      string
+	Text            string
+	Type            string // empty means text
+	ClientMessageID string // optional: makes a retry idempotent
+	ReplyTo         string // optional message id
+	Metadata        map[string]any
+}
+
+// Page is one page of a room's history, oldest first.
+type Page struct {
+	Messages   []Message `json:"messages"`
+	TotalCount int64     `json:"totalCount"`
+}
+
+// CursorPage is one page of a room's history read backwards from a cursor, oldest first.
+type CursorPage struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"hasMore"`
+}

@@ -1,0 +1,560 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	commserver "github.com/fitmate/commserver"
+)
+
+// Store persists chat data. Every method returns commserver errors:
+// ErrStorageUnavailable when the store did not answer in time, ErrNotFound
+// for a missing room or message, ErrInvalid for an id of the wrong shape.
+type Store interface {
+	// InsertMessage stores m, which has no ID yet. When m carries a
+	// ClientMessageID already used by the same sender in the same room, it
+	// stores nothing and returns the original message with created false.
+	InsertMessage(ctx context.Context, m Message) (stored Message, created bool, err error)
+	// RecentMessages returns the room's newest messages, newest first, senders populated.
+	RecentMessages(ctx context.Context, roomID string, limit int) ([]Message, error)
+	// MessagesPage returns page (1-based) of the room's history counted from the
+	// newest, oldest first within the page, and the room's message count.
+	MessagesPage(ctx context.Context, roomID string, page, limit int) ([]Message, int64, error)
+	// MessagesBefore returns up to limit messages older than the message
+	// beforeID (oldest first) and whether older ones remain.
+	MessagesBefore(ctx context.Context, roomID, beforeID string, limit int) ([]Message, bool, error)
+	// MessagesAfter returns up to limit messages newer than afterID, oldest first.
+	MessagesAfter(ctx context.Context, roomID, afterID string, limit int) ([]Message, error)
+	// Message returns one message.
+	Message(ctx context.Context, id string) (Message, error)
+	// SoftDeleteMessage marks the message deleted and returns it.
+	SoftDeleteMessage(ctx context.Context, id string) (Message, error)
+	// MarkRoomRead adds userID to readBy of the room's messages sent by others; it returns how many changed.
+	MarkRoomRead(ctx context.Context, roomID, userID string) (int64, error)
+	// ChatUsers lists the users who sent messages, most recent first.
+	ChatUsers(ctx context.Context) ([]ChatUser, error)
+	// Room returns a room and its members.
+	Room(ctx context.Context, roomID string) (Room, error)
+	// PutRoom creates the room or replaces its members; it returns the room and the members it had before.
+	PutRoom(ctx context.Context, roomID string, members []string) (room Room, previous []string, err error)
+	// RoomsOfUser lists the ids of up to limit rooms whose members include userID.
+	RoomsOfUser(ctx context.Context, userID string, limit int) ([]string, error)
+	// UserIsAdmin reports whether the user's document in users has role admin (false when there is none).
+	UserIsAdmin(ctx context.Context, userID string) (bool, error)
+}
+
+// Publisher delivers events to sockets, on every instance.
+type Publisher interface {
+	// PublishRoom emits event to every socket in the chat room and, when
+	// alsoAdmins, in AdminRoom: each socket once.
+	PublishRoom(ctx context.Context, chatRoomID string, alsoAdmins bool, event string, payload any) error
+	// EvictFromRoom makes every socket of these users leave the chat room.
+	EvictFromRoom(ctx context.Context, chatRoomID string, userIDs []string) error
+}
+
+// OnlineChecker tells which users have at least one socket anywhere.
+type OnlineChecker interface {
+	Online(ctx context.Context, userIDs []string) (map[string]bool, error)
+}
+
+// Notifier tells members who were offline that a message arrived (package notify).
+type Notifier interface {
+	ChatMessage(ctx context.Context, m Message, recipients []string) error
+}
+
+// Options are the rules the service enforces.
+type Options struct {
+	OpenRooms        bool // CHAT_ROOM_POLICY=open: any user may join any room (the seed's behaviour)
+	MaxMessageLength int  // characters
+	MaxRoomIDLength  int
+	MembershipTTL    time.Duration // how long a room's member list is cached; 0 means 5s
+}
+
+// Service is the chat domain's operations.
+type Service struct {
+	store    Store
+	pub      Publisher
+	online   OnlineChecker
+	notifier Notifier // may be nil
+	opts     Options
+	log      *slog.Logger
+
+	rooms  sync.Map // room id -> cachedRoom
+	admins sync.Map // user id -> cachedAdmin
+
+	offline chan offlineJob
+	wg      sync.WaitGroup
+}
+
+type cachedRoom struct {
+	room    Room
+	missing bool
+	at      time.Time
+}
+
+type cachedAdmin struct {
+	admin bool
+	at    time.Time
+}
+
+type offlineJob struct {
+	msg     Message
+	members []string
+}
+
+// Limits that are not configuration.
+const (
+	maxClientMessageID = 64
+	maxMetadataBytes   = 4096
+	maxPageLimit       = 100
+	adminCacheTTL      = time.Minute
+	maxCachedRooms     = 10_000
+	maxRoomsOf         = 200
+)
+
+// NewService returns the chat service. notifier may be nil (no offline
+// notifications). Call Run to start its background work.
+func NewService(store Store, pub Publisher, online OnlineChecker, notifier Notifier, opts Options, log *slog.Logger) *Service {
+	if opts.MembershipTTL == 0 {
+		opts.MembershipTTL = 5 * time.Second
+	}
+	return &Service{store: store, pub: pub, online: online, notifier: notifier, opts: opts, log: log,
+		offline: make(chan offlineJob, 1024)}
+}
+
+// Run works through offline notifications until ctx is done, then finishes
+// those already queued.
+func (s *Service) Run(ctx context.Context) {
+	for {
+		select {
+		case j := <-s.offline:
+			s.notifyOffline(j)
+		case <-ctx.Done():
+			for {
+				select {
+				case j := <-s.offline:
+					s.notifyOffline(j)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+var roomIDChars = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+var clientIDChars = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+var objectIDHex = regexp.MustCompile(`^[0-9a-fA-F]{24}$`)
+
+// ValidateRoomID checks the shape of a room id.
+func (s *Service) ValidateRoomID(id string) error {
+	switch {
+	case id == "":
+		return commserver.Invalid("chatRoomId", "chatRoomId is required")
+	case len(id) > s.opts.MaxRoomIDLength:
+		return commserver.Invalid("chatRoomId", "chatRoomId is longer than %d characters", s.opts.MaxRoomIDLength)
+	case !roomIDChars.MatchString(id):
+		return commserver.Invalid("chatRoomId", "chatRoomId may hold only letters, digits and _ . : -")
+	}
+	return nil
+}
+
+// ValidateMessageID checks that id looks like a MongoDB ObjectId.
+func ValidateMessageID(field, id string) error {
+	if !objectIDHex.MatchString(id) {
+		return commserver.Invalid(field, "%s must be a 24-character hexadecimal message id", field)
+	}
+	return nil
+}
+
+// Join authorizes id to join the room, calls enter (which subscribes the
+// caller to the room's live messages) and then returns the room's history
+// (newest first, at most HistoryLimit). Entering before reading means a
+// message stored in between is delivered live rather than lost. With since
+// set (a message id the client already has), it returns the messages after it
+// instead, oldest first, so a reconnecting client misses nothing.
+func (s *Service) Join(ctx context.Context, id Identity, roomID, since string, enter func()) ([]Message, error) {
+	if err := s.ValidateRoomID(roomID); err != nil {
+		return nil, err
+	}
+	if since != "" {
+		if err := ValidateMessageID("since", since); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.authorize(ctx, id, roomID); err != nil {
+		return nil, err
+	}
+	if enter != nil {
+		enter()
+	}
+	var msgs []Message
+	var err error
+	if since != "" {
+		msgs, err = s.store.MessagesAfter(ctx, roomID, since, maxPageLimit)
+	} else {
+		msgs, err = s.store.RecentMessages(ctx, roomID, HistoryLimit)
+	}
+	return nonNil(msgs), err
+}
+
+// RoomsOf lists the ids of the rooms the user belongs to (at most maxRoomsOf).
+func (s *Service) RoomsOf(ctx context.Context, userID string) ([]string, error) {
+	return s.store.RoomsOfUser(ctx, userID, maxRoomsOf)
+}
+
+// Send validates, authorizes and stores a message, then publishes it to the
+// room and the admins. A message is published only once it is stored. A retry
+// with the same ClientMessageID returns the original and publishes nothing.
+func (s *Service) Send(ctx context.Context, id Identity, in SendInput) (Message, error) {
+	if err := s.validateSend(&in); err != nil {
+		return Message{}, err
+	}
+	if in.Type == TypeSystem && !s.isAdmin(ctx, id) {
+		return Message{}, commserver.Errorf(commserver.CodeForbidden, "only admins may post system messages")
+	}
+	if err := s.authorize(ctx, id, in.ChatRoomID); err != nil {
+		return Message{}, err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	m := Message{
+		ChatRoomID: in.ChatRoomID, SenderID: id.UserID, Text: in.Text, Type: in.Type, Timestamp: now,
+		ReadBy: []string{}, ReplyTo: in.ReplyTo, Metadata: in.Metadata, ClientMessageID: in.ClientMessageID,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	stored, created, err := s.store.InsertMessage(ctx, m)
+	if err != nil {
+		return Message{}, err
+	}
+	if !created {
+		return stored, nil
+	}
+	if err := s.pub.PublishRoom(ctx, stored.ChatRoomID, true, EventNewMessage, stored); err != nil {
+		// Stored but not delivered live: clients catch up from history. The
+		// sender's ack still succeeds, because the message exists.
+		s.log.Warn("publish newMessage", "room", stored.ChatRoomID, "message", stored.ID, "err", err)
+	}
+	s.queueOffline(ctx, stored)
+	return stored, nil
+}
+
+func (s *Service) validateSend(in *SendInput) error {
+	if err := s.ValidateRoomID(in.ChatRoomID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Text) == "" {
+		return commserver.Invalid("message", "message is required and may not be blank")
+	}
+	if n := utf8.RuneCountInString(in.Text); n > s.opts.MaxMessageLength {
+		return &commserver.Error{Code: commserver.CodeTooLarge, Field: "message",
+			Message: fmt.Sprintf("message is %d characters; the limit is %d", n, s.opts.MaxMessageLength)}
+	}
+	switch in.Type {
+	case "":
+		in.Type = TypeText
+	case TypeText, TypeImage, TypeFile, TypeSystem:
+	default:
+		return commserver.Invalid("messageType", "messageType must be one of text, image, file, system")
+	}
+	if in.ClientMessageID != "" && (len(in.ClientMessageID) > maxClientMessageID || !clientIDChars.MatchString(in.ClientMessageID)) {
+		return commserver.Invalid("clientMessageId", "clientMessageId must be 1 to %d letters, digits or _ . : -", maxClientMessageID)
+	}
+	if in.ReplyTo != "" {
+		if err := ValidateMessageID("replyTo", in.ReplyTo); err != nil {
+			return err
+		}
+	}
+	if in.Metadata != nil {
+		b, err := json.Marshal(in.Metadata)
+		if err != nil {
+			return commserver.Invalid("metadata", "metadata must be a JSON object")
+		}
+		if len(b) > maxMetadataBytes {
+			return &commserver.Error{Code: commserver.CodeTooLarge, Field: "metadata",
+				Message: "metadata is larger than 4096 bytes"}
+		}
+	}
+	return nil
+}
+
+// History returns page of the room's history (the seed's getChatRoomMessages).
+func (s *Service) History(ctx context.Context, id Identity, roomID string, page, limit int) (Page, error) {
+	if err := s.ValidateRoomID(roomID); err != nil {
+		return Page{}, err
+	}
+	if page < 1 {
+		return Page{}, commserver.Invalid("page", "page must be 1 or more")
+	}
+	if limit < 1 || limit > maxPageLimit {
+		return Page{}, commserver.Invalid("limit", "limit must be from 1 to %d", maxPageLimit)
+	}
+	if err := s.authorize(ctx, id, roomID); err != nil {
+		return Page{}, err
+	}
+	msgs, total, err := s.store.MessagesPage(ctx, roomID, page, limit)
+	if err != nil {
+		return Page{}, err
+	}
+	return Page{Messages: nonNil(msgs), TotalCount: total}, nil
+}
+
+// HistoryBefore returns up to limit messages older than the message before
+// (oldest first). Paging with it neither skips nor repeats a message when new
+// ones arrive meanwhile.
+func (s *Service) HistoryBefore(ctx context.Context, id Identity, roomID, before string, limit int) (CursorPage, error) {
+	if err := s.ValidateRoomID(roomID); err != nil {
+		return CursorPage{}, err
+	}
+	if err := ValidateMessageID("before", before); err != nil {
+		return CursorPage{}, err
+	}
+	if limit < 1 || limit > maxPageLimit {
+		return CursorPage{}, commserver.Invalid("limit", "limit must be from 1 to %d", maxPageLimit)
+	}
+	if err := s.authorize(ctx, id, roomID); err != nil {
+		return CursorPage{}, err
+	}
+	msgs, more, err := s.store.MessagesBefore(ctx, roomID, before, limit)
+	if err != nil {
+		return CursorPage{}, err
+	}
+	return CursorPage{Messages: nonNil(msgs), HasMore: more}, nil
+}
+
+// MarkRead marks the room's messages as read by the caller.
+func (s *Service) MarkRead(ctx context.Context, id Identity, roomID string) (int64, error) {
+	if err := s.ValidateRoomID(roomID); err != nil {
+		return 0, err
+	}
+	if err := s.authorize(ctx, id, roomID); err != nil {
+		return 0, err
+	}
+	return s.store.MarkRoomRead(ctx, roomID, id.UserID)
+}
+
+// Delete soft-deletes a message: its sender or an admin may; the room hears
+// messageDeleted. Someone else's message answers not found, so ids cannot be probed.
+func (s *Service) Delete(ctx context.Context, id Identity, messageID string) (Message, error) {
+	if err := ValidateMessageID("messageId", messageID); err != nil {
+		return Message{}, err
+	}
+	m, err := s.store.Message(ctx, messageID)
+	if err != nil {
+		return Message{}, err
+	}
+	if m.SenderID != id.UserID && !s.isAdmin(ctx, id) {
+		return Message{}, commserver.Errorf(commserver.CodeNotFound, "no message %s", messageID)
+	}
+	if m.IsDeleted {
+		return m, nil
+	}
+	m, err = s.store.SoftDeleteMessage(ctx, messageID)
+	if err != nil {
+		return Message{}, err
+	}
+	payload := map[string]string{"messageId": m.ID, "chatRoomId": m.ChatRoomID}
+	if err := s.pub.PublishRoom(ctx, m.ChatRoomID, true, EventMessageDeleted, payload); err != nil {
+		s.log.Warn("publish messageDeleted", "room", m.ChatRoomID, "message", m.ID, "err", err)
+	}
+	return m, nil
+}
+
+// ChatUsers is the admins' list of users who chat (allChatUsers).
+func (s *Service) ChatUsers(ctx context.Context, id Identity) ([]ChatUser, error) {
+	if !s.isAdmin(ctx, id) {
+		return nil, commserver.Errorf(commserver.CodeForbidden, "관리자 권한이 없습니다.")
+	}
+	users, err := s.store.ChatUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if users == nil {
+		users = []ChatUser{}
+	}
+	return users, nil
+}
+
+// IsAdmin reports whether id is an admin, by token or by the user's document.
+func (s *Service) IsAdmin(ctx context.Context, id Identity) bool { return s.isAdmin(ctx, id) }
+
+// PutRoom creates a room or replaces its members (the main backend's call).
+// Members who were removed leave the room's live channel at once.
+func (s *Service) PutRoom(ctx context.Context, roomID string, members []string) (Room, error) {
+	if err := s.ValidateRoomID(roomID); err != nil {
+		return Room{}, err
+	}
+	seen := make(map[string]bool, len(members))
+	clean := make([]string, 0, len(members))
+	for i, m := range members {
+		if m == "" || len(m) > 128 {
+			return Room{}, commserver.Invalid("members", "members[%d] must be a user id of 1 to 128 characters", i)
+		}
+		if !seen[m] {
+			seen[m] = true
+			clean = append(clean, m)
+		}
+	}
+	if len(clean) > 10_000 {
+		return Room{}, &commserver.Error{Code: commserver.CodeTooLarge, Field: "members", Message: "a room has at most 10000 members"}
+	}
+	room, previous, err := s.store.PutRoom(ctx, roomID, clean)
+	if err != nil {
+		return Room{}, err
+	}
+	s.rooms.Store(roomID, cachedRoom{room: room, at: time.Now()})
+	var removed []string
+	for _, p := range previous {
+		if !seen[p] {
+			removed = append(removed, p)
+		}
+	}
+	if len(removed) > 0 {
+		if err := s.pub.EvictFromRoom(ctx, roomID, removed); err != nil {
+			s.log.Warn("evict removed members", "room", roomID, "err", err)
+		}
+	}
+	return room, nil
+}
+
+// authorize allows id into the room: any room under the open policy; else
+// members of the room, and admins.
+func (s *Service) authorize(ctx context.Context, id Identity, roomID string) error {
+	if s.opts.OpenRooms {
+		return nil
+	}
+	room, err := s.room(ctx, roomID)
+	switch {
+	case err == nil && room.HasMember(id.UserID):
+		return nil
+	case err != nil && !errors.Is(err, commserver.ErrNotFound):
+		return err
+	case s.isAdmin(ctx, id):
+		return nil
+	case err != nil:
+		return commserver.Errorf(commserver.CodeNotFound, "chat room %s does not exist", roomID)
+	default:
+		return commserver.Errorf(commserver.CodeForbidden, "you are not a member of chat room %s", roomID)
+	}
+}
+
+// room returns the room from a short-lived cache, so a busy room costs one
+// store read per MembershipTTL, not one per message.
+func (s *Service) room(ctx context.Context, roomID string) (Room, error) {
+	if v, ok := s.rooms.Load(roomID); ok {
+		c := v.(cachedRoom)
+		if time.Since(c.at) < s.opts.MembershipTTL {
+			if c.missing {
+				return Room{}, commserver.ErrNotFound
+			}
+			return c.room, nil
+		}
+	}
+	room, err := s.store.Room(ctx, roomID)
+	missing := errors.Is(err, commserver.ErrNotFound)
+	if err != nil && !missing {
+		return Room{}, err
+	}
+	s.cacheRoom(roomID, cachedRoom{room: room, missing: missing, at: time.Now()})
+	return room, err
+}
+
+func (s *Service) cacheRoom(roomID string, c cachedRoom) {
+	n := 0
+	s.rooms.Range(func(any, any) bool { n++; return n <= maxCachedRooms })
+	if n > maxCachedRooms {
+		s.rooms.Clear()
+	}
+	s.rooms.Store(roomID, c)
+}
+
+func (s *Service) isAdmin(ctx context.Context, id Identity) bool {
+	if id.Admin {
+		return true
+	}
+	if v, ok := s.admins.Load(id.UserID); ok {
+		if c := v.(cachedAdmin); time.Since(c.at) < adminCacheTTL {
+			return c.admin
+		}
+	}
+	admin, err := s.store.UserIsAdmin(ctx, id.UserID)
+	if err != nil {
+		s.log.Warn("admin lookup", "user", id.UserID, "err", err)
+		return false
+	}
+	s.admins.Store(id.UserID, cachedAdmin{admin: admin, at: time.Now()})
+	return admin
+}
+
+// queueOffline hands the message to Run for offline notifications without
+// delaying the sender's acknowledgement. When the queue is full it does the
+// work here rather than lose it.
+func (s *Service) queueOffline(ctx context.Context, m Message) {
+	if s.notifier == nil {
+		return
+	}
+	room, err := s.room(ctx, m.ChatRoomID)
+	if err != nil || len(room.Members) == 0 {
+		return // no member list (open policy, unregistered room): nobody to notify
+	}
+	j := offlineJob{msg: m, members: room.Members}
+	select {
+	case s.offline <- j:
+	default:
+		s.notifyOffline(j)
+	}
+}
+
+func (s *Service) notifyOffline(j offlineJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	others := make([]string, 0, len(j.members))
+	for _, u := range j.members {
+		if u != j.msg.SenderID {
+			others = append(others, u)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	online, err := s.online.Online(ctx, others)
+	if err != nil {
+		// Better a notification too many than one lost: treat everyone as offline.
+		s.log.Warn("offline notifications: presence unknown, notifying every member", "room", j.msg.ChatRoomID, "err", err)
+		online = nil
+	}
+	var offline []string
+	for _, u := range others {
+		if !online[u] {
+			offline = append(offline, u)
+		}
+	}
+	if len(offline) == 0 {
+		return
+	}
+	if err := s.notifier.ChatMessage(ctx, j.msg, offline); err != nil {
+		s.log.Warn("offline notifications", "room", j.msg.ChatRoomID, "message", j.msg.ID, "err", err)
+	}
+}
+
+func nonNil(m []Message) []Message {
+	if m == nil {
+		return []Message{}
+	}
+	return m
+}
+
+// Room returns a room and its members (for the main backend).
+func (s *Service) Room(ctx context.Context, roomID string) (Room, error) {
+	if err := s.ValidateRoomID(roomID); err != nil {
+		return Room{}, err
+	}
+	return s.store.Room(ctx, roomID)
+}

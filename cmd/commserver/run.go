@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/config"
+	"github.com/fitmate/commserver/gateway"
+	"github.com/fitmate/commserver/presence"
+	"github.com/fitmate/commserver/store"
+)
+
+// run wires the server and serves until ctx is canceled, then shuts down
+// gracefully: /readyz turns 503, the listener closes, sockets close at the
+// transport level (clients reconnect by themselves), events in flight finish,
+// accepted messages are written, and the store closes. Tests call run too.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 1 {
+		return fmt.Errorf("unexpected arguments %q: configuration comes from the environment", args[1:])
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stdout, cfg)
+	log.Info("starting", "config", cfg)
+	if cfg.ChatRoomPolicy == config.RoomPolicyOpen {
+		log.Warn("CHAT_ROOM_POLICY=open: any authenticated user can join any chat room and read its history; use only while the main backend registers rooms")
+	}
+	if cfg.ServiceAPIKey == "" {
+		log.Warn("SERVICE_API_KEY is not set: service routes accept only admin JWTs")
+	}
+
+	db, err := store.Open(ctx, store.Options{URI: cfg.MongoURI, Database: cfg.MongoDB, DataDir: cfg.DataDir,
+		Timeout: cfg.StoreTimeout, BatchSize: cfg.MessageBatchSize}, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := db.Close(cctx); err != nil {
+			log.Error("closing store", "err", err)
+		}
+	}()
+
+	metrics := gateway.NewMetrics()
+	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
+		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
+	pres := presence.NewMemory()
+	chatSvc := chat.NewService(db, hub, pres, nil, chat.Options{
+		OpenRooms: cfg.ChatRoomPolicy == config.RoomPolicyOpen, MaxMessageLength: cfg.MaxMessageLength,
+		MaxRoomIDLength: cfg.MaxRoomIDLength}, log)
+	verifier := gateway.NewVerifier(gateway.VerifierOptions{Secret: cfg.JWTSecret, PublicKey: cfg.JWTPublicKey,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserClaim: cfg.JWTUserClaim, MaxBytes: cfg.JWTMaxBytes})
+	hub.Serve(gateway.SocketDeps{Verifier: verifier, Chat: chatSvc, Unread: db, Presence: pres,
+		EventsPerMinute: cfg.EventsPerMinute, EventBurst: cfg.EventBurst, Metrics: metrics})
+	handler := gateway.NewHandler(gateway.HTTPDeps{Hub: hub, Verifier: verifier, ServiceAPIKey: cfg.ServiceAPIKey,
+		CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxPayloadBytes, Chat: chatSvc, Metrics: metrics, Log: log,
+		Ready: db.Ping})
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("listening", "addr", ln.Addr().String())
+
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); chatSvc.Run(bg) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		stopBG()
+		wg.Wait()
+		hub.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	hub.Drain()
+	if cfg.ShutdownDrainDelay > 0 {
+		log.Info("draining: /readyz reports 503", "for", cfg.ShutdownDrainDelay)
+		time.Sleep(cfg.ShutdownDrainDelay)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(sctx) }() // closes the listener, waits for requests
+	hub.Close()                                // ends sockets and long-polls: clients reconnect elsewhere
+	if err := hub.Wait(sctx); err != nil {
+		log.Warn("events still in flight at the shutdown deadline", "err", err)
+	}
+	if err := <-shut; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopBG()
+	wg.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

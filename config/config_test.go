@@ -1,0 +1,149 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+)
+
+const secret = "0123456789abcdef0123456789abcdef" // 32 bytes
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func pemOf(t *testing.T, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{"JWT_SECRET": secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 3000 || c.ChatRoomPolicy != RoomPolicyMembers || c.MaxMessageLength != 4000 ||
+		c.MaxPayloadBytes != 1_000_000 || c.DataDir != "./data" || c.MongoDB != "fitmate" ||
+		c.JWTUserClaim != "sub" || c.StoreTimeout != 5*time.Second || c.SMSDefaultRegion != "KR" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "http://localhost:5173" {
+		t.Fatalf("CORS default: %v", c.CORSOrigins)
+	}
+}
+
+func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		"JWT_SECRET":       "short",
+		"PORT":             "http",
+		"CHAT_ROOM_POLICY": "everyone",
+		"CORS_ORIGIN":      "*,example.com",
+		"STORE_TIMEOUT":    "soon",
+		"SERVICE_API_KEY":  "abc",
+		"MONGODB_URI":      "postgres://x",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"JWT_SECRET is 5 bytes", "PORT=", "CHAT_ROOM_POLICY=", `"*" is refused`,
+		`"example.com" is not an origin`, "STORE_TIMEOUT=", "SERVICE_API_KEY is 3 bytes", "MONGODB_URI must"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "required: without one") {
+		t.Errorf("a short secret also reported as missing: %v", err)
+	}
+}
+
+func TestLoadTable(t *testing.T) {
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	smallRSA, _ := rsa.GenerateKey(rand.Reader, 1024)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(*testing.T, Config)
+	}{
+		{"no key at all", map[string]string{}, "JWT_SECRET or JWT_PUBLIC_KEY is required", nil},
+		{"31-byte secret", map[string]string{"JWT_SECRET": secret[:31]}, "at least 32", nil},
+		{"RSA public key", map[string]string{"JWT_PUBLIC_KEY": pemOf(t, &rsaKey.PublicKey)}, "", func(t *testing.T, c Config) {
+			if _, ok := c.JWTPublicKey.(*rsa.PublicKey); !ok {
+				t.Errorf("key %T", c.JWTPublicKey)
+			}
+		}},
+		{"PEM with escaped newlines", map[string]string{"JWT_PUBLIC_KEY": strings.ReplaceAll(pemOf(t, &ecKey.PublicKey), "\n", `\n`)}, "", func(t *testing.T, c Config) {
+			if _, ok := c.JWTPublicKey.(*ecdsa.PublicKey); !ok {
+				t.Errorf("key %T", c.JWTPublicKey)
+			}
+		}},
+		{"1024-bit RSA", map[string]string{"JWT_PUBLIC_KEY": pemOf(t, &smallRSA.PublicKey)}, "at least 2048", nil},
+		{"P-384", map[string]string{"JWT_PUBLIC_KEY": pemOf(t, &p384.PublicKey)}, "needs P-256", nil},
+		{"garbage PEM", map[string]string{"JWT_PUBLIC_KEY": "hello"}, "not a PEM block", nil},
+		{"origins trimmed", map[string]string{"JWT_SECRET": secret, "CORS_ORIGIN": " https://a.example.com/ ,http://localhost:5173"}, "", func(t *testing.T, c Config) {
+			if strings.Join(c.CORSOrigins, "|") != "https://a.example.com|http://localhost:5173" {
+				t.Errorf("origins %v", c.CORSOrigins)
+			}
+		}},
+		{"database from URI", map[string]string{"JWT_SECRET": secret, "MONGODB_URI": "mongodb://u:p@db:27017/fitness?authSource=admin"}, "", func(t *testing.T, c Config) {
+			if c.MongoDB != "fitness" {
+				t.Errorf("db %q", c.MongoDB)
+			}
+		}},
+		{"open policy", map[string]string{"JWT_SECRET": secret, "CHAT_ROOM_POLICY": "OPEN"}, "", func(t *testing.T, c Config) {
+			if c.ChatRoomPolicy != RoomPolicyOpen {
+				t.Errorf("policy %q", c.ChatRoomPolicy)
+			}
+		}},
+		{"bad log level", map[string]string{"JWT_SECRET": secret, "LOG_LEVEL": "loud"}, "LOG_LEVEL", nil},
+		{"drain longer than shutdown", map[string]string{"JWT_SECRET": secret, "SHUTDOWN_TIMEOUT": "1s", "SHUTDOWN_DRAIN_DELAY": "2s"}, "SHUTDOWN_TIMEOUT must be longer", nil},
+		{"redis scheme", map[string]string{"JWT_SECRET": secret, "REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must", nil},
+		{"twilio base URL", map[string]string{"JWT_SECRET": secret, "TWILIO_API_BASE_URL": "localhost:4010"}, "TWILIO_API_BASE_URL", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"JWT_SECRET":        secret,
+		"SERVICE_API_KEY":   "service-key-0123456789",
+		"TWILIO_AUTH_TOKEN": "twilio-token-xyz",
+		"MONGODB_URI":       "mongodb://user:mongo-password@db/fitmate",
+		"REDIS_URL":         "redis://:redis-password@cache:6379",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := c.String()
+	for _, s := range []string{secret, "service-key-0123456789", "twilio-token-xyz", "mongo-password", "redis-password"} {
+		if strings.Contains(out, s) {
+			t.Errorf("printed config contains secret %q: %s", s, out)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+package commserver_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	commserver "github.com/fitmate/commserver"
+)
+
+func TestErrorIs(t *testing.T) {
+	err := fmt.Errorf("save: %w", commserver.Errorf(commserver.CodeNotFound, "no message %q", "x"))
+	if !errors.Is(err, commserver.ErrNotFound) {
+		t.Fatal("wrapped not-found error does not match ErrNotFound")
+	}
+	if errors.Is(err, commserver.ErrForbidden) {
+		t.Fatal("not-found error matches ErrForbidden")
+	}
+	if got := commserver.ErrorCode(err); got != commserver.CodeNotFound {
+		t.Fatalf("ErrorCode = %s", got)
+	}
+	if got := commserver.ErrorMessage(err); got != `no message "x"` {
+		t.Fatalf("ErrorMessage = %q", got)
+	}
+}
+
+func TestInternalErrorsHideTheirText(t *testing.T) {
+	err := errors.New("mongo: connection refused at 10.0.0.3")
+	if got := commserver.ErrorCode(err); got != commserver.CodeInternal {
+		t.Fatalf("ErrorCode = %s", got)
+	}
+	if got := commserver.ErrorMessage(err); got != "internal error" {
+		t.Fatalf("ErrorMessage leaks %q", got)
+	}
+}

@@ -1,0 +1,417 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	commserver "github.com/fitmate/commserver"
+	"github.com/fitmate/commserver/chat"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Events the server emits that are not chat's.
+const (
+	eventUnreadCount  = "unreadNotificationCount"
+	eventUserOnline   = "userOnline"
+	eventUserOffline  = "userOffline"
+	eventChatHistory  = "chatHistory"
+	eventAllChatUsers = "allChatUsers"
+	eventError        = "error"
+	sendFailedMessage = "메시지 전송에 실패했습니다."
+)
+
+// Presence records sockets as they come and go, across every instance.
+type Presence interface {
+	// Connect records a socket; first reports whether it is the user's first anywhere.
+	Connect(ctx context.Context, userID, socketID string) (first bool, err error)
+	// Disconnect forgets a socket; last reports whether it was the user's last anywhere.
+	Disconnect(ctx context.Context, userID, socketID string) (last bool, err error)
+}
+
+// UnreadCounter counts a user's unread notifications (package notify).
+type UnreadCounter interface {
+	UnreadCount(ctx context.Context, userID string) (int64, error)
+}
+
+// SocketDeps are what the Socket.IO event handlers work with.
+type SocketDeps struct {
+	Verifier        *Verifier
+	Chat            *chat.Service
+	Unread          UnreadCounter
+	Presence        Presence
+	EventsPerMinute int
+	EventBurst      int
+	Metrics         *Metrics
+}
+
+// session is what the server knows about one socket.
+type session struct {
+	Principal
+	limiter *tokenBucket
+	expiry  *time.Timer
+}
+
+// handlerTimeout bounds one event's work (the store calls inside have their own, shorter deadlines).
+const handlerTimeout = 15 * time.Second
+
+// Serve installs the handshake middleware and the event handlers. Handlers
+// run on the socket's own queue (the library serialises each socket's
+// events), so one socket's slow store call never holds up another's.
+func (h *Hub) Serve(d SocketDeps) {
+	h.deps = d
+	nsp := h.io.Sockets()
+	nsp.Use(h.authenticate)
+	_ = nsp.On("connection", func(args ...any) {
+		s, ok := args[0].(*socket.Socket)
+		if !ok {
+			return
+		}
+		h.onConnect(s)
+	})
+}
+
+// authenticate is the handshake middleware: a socket without a valid token
+// never connects. Its connect_error says why, with a stable code in data.
+func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
+	token := ""
+	if hs := s.Handshake(); hs != nil {
+		if t, ok := hs.Auth[socketTokenField].(string); ok {
+			token = t
+		} else if _, present := hs.Auth[socketTokenField]; present {
+			next(socket.NewExtendedError("auth.token must be a string", map[string]any{"code": string(CodeTokenMalformed)}))
+			return
+		}
+		if token == "" {
+			if v, ok := hs.Headers[authorizationHeader].([]string); ok && len(v) > 0 {
+				token = bearer(v[0])
+			}
+		}
+	}
+	p, err := h.deps.Verifier.Verify(token)
+	if err != nil {
+		h.deps.Metrics.handshake(commserver.ErrorCode(err))
+		next(socket.NewExtendedError(commserver.ErrorMessage(err), map[string]any{"code": string(commserver.ErrorCode(err))}))
+		return
+	}
+	h.deps.Metrics.handshake("ok")
+	s.SetData(&session{Principal: p, limiter: newTokenBucket(h.deps.EventsPerMinute, h.deps.EventBurst)})
+	next(nil)
+}
+
+func sessionOf(s *socket.Socket) *session {
+	sess, _ := s.Data().(*session)
+	return sess
+}
+
+func (h *Hub) onConnect(s *socket.Socket) {
+	sess := sessionOf(s)
+	if sess == nil { // cannot happen: authenticate sets it
+		s.Disconnect(true)
+		return
+	}
+	uid := sess.UserID
+	s.Join(userRoom(uid))
+	h.deps.Metrics.connected.Inc()
+
+	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+	defer cancel()
+	if n, err := h.deps.Unread.UnreadCount(ctx, uid); err != nil {
+		h.log.Warn("unread count on connect", "user", uid, "err", err)
+	} else {
+		_ = s.Emit(eventUnreadCount, n)
+	}
+	if first, err := h.deps.Presence.Connect(ctx, uid, string(s.Id())); err != nil {
+		h.log.Warn("presence connect", "user", uid, "err", err)
+	} else if first {
+		h.announce(ctx, uid, eventUserOnline, map[string]any{"userId": uid, "socketId": string(s.Id())})
+	}
+
+	if !sess.ExpiresAt.IsZero() {
+		sess.expiry = time.AfterFunc(time.Until(sess.ExpiresAt)+clockLeeway, func() {
+			_ = s.Emit(eventError, map[string]any{"code": string(CodeTokenExpired), "message": expiredWhileConnectedMessage})
+			closeAfterFlush(s, time.Second)
+		})
+	}
+
+	h.on(s, sess, "joinChat", h.joinChat)
+	h.on(s, sess, "leaveChat", h.leaveChat)
+	h.on(s, sess, "sendMessage", h.sendMessage)
+	h.on(s, sess, "joinAsAdmin", h.joinAsAdmin)
+	_ = s.OnAny(func(args ...any) {
+		name, _ := args[0].(string)
+		if knownEvents[name] {
+			return
+		}
+		if ack := ackOf(args); ack != nil {
+			ack([]any{failure(commserver.Errorf(commserver.CodeNotFound, "unknown event %q", name))}, nil)
+		}
+	})
+	_ = s.On("disconnect", func(...any) {
+		h.deps.Metrics.connected.Dec()
+		if sess.expiry != nil {
+			sess.expiry.Stop()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+		defer cancel()
+		if last, err := h.deps.Presence.Disconnect(ctx, uid, string(s.Id())); err != nil {
+			h.log.Warn("presence disconnect", "user", uid, "err", err)
+		} else if last {
+			h.announce(ctx, uid, eventUserOffline, map[string]any{"userId": uid})
+		}
+	})
+}
+
+var knownEvents = map[string]bool{"joinChat": true, "leaveChat": true, "sendMessage": true, "joinAsAdmin": true}
+
+// announce tells a user's presence change to the admins and to the rooms the
+// user belongs to: the people who show it. (The seed told every connected
+// socket, which leaks who is online to everyone and costs O(users²).)
+func (h *Hub) announce(ctx context.Context, userID, event string, payload map[string]any) {
+	rooms := []socket.Room{adminRoom}
+	ids, err := h.deps.Chat.RoomsOf(ctx, userID)
+	if err != nil {
+		h.log.Warn("presence audience", "user", userID, "err", err)
+	}
+	for _, id := range ids {
+		rooms = append(rooms, chatRoom(id))
+	}
+	_ = h.io.To(rooms...).Emit(event, payload)
+}
+
+// handler does one event's work and returns the fields of a successful ack.
+type handler func(ctx context.Context, s *socket.Socket, sess *session, p payload) (map[string]any, error)
+
+// on registers an event handler with what every event gets: the rate limit,
+// payload checks, an acknowledgement when the client asked for one, an
+// `error` event on failure, panic recovery, metrics, and shutdown tracking.
+func (h *Hub) on(s *socket.Socket, sess *session, event string, fn handler) {
+	_ = s.On(event, func(args ...any) {
+		ack := ackOf(args)
+		start := time.Now()
+		if !sess.limiter.allow() {
+			h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
+				Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
+			if sess.limiter.abusive() {
+				h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
+				closeAfterFlush(s, time.Second)
+			}
+			return
+		}
+		if !h.track() {
+			h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeUnavailable, Message: "server shutting down; retry"})
+			return
+		}
+		defer h.inflight.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				h.log.Error("event handler panic", "event", event, "user", sess.UserID, "panic", r, "stack", string(debug.Stack()))
+				h.fail(s, sess, event, ack, errors.New("panic"))
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+		defer cancel()
+		p, err := payloadOf(args)
+		var res map[string]any
+		if err == nil {
+			res, err = fn(ctx, s, sess, p)
+		}
+		h.deps.Metrics.event(event, err, time.Since(start))
+		if err != nil {
+			h.fail(s, sess, event, ack, err)
+			return
+		}
+		if ack != nil {
+			ack([]any{success(res)}, nil)
+		}
+	})
+}
+
+// track counts an event in flight unless the server is closing.
+func (h *Hub) track() bool {
+	h.trackMu.Lock()
+	defer h.trackMu.Unlock()
+	select {
+	case <-h.closing:
+		return false
+	default:
+		h.inflight.Add(1)
+		return true
+	}
+}
+
+// Wait blocks until the events in flight have finished or ctx is done.
+func (h *Hub) Wait(ctx context.Context) error {
+	h.trackMu.Lock() // no track() after closing is closed; Add cannot race Wait
+	h.trackMu.Unlock()
+	done := make(chan struct{})
+	go func() { h.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fail answers a failed event: an ack { ok: false, error } when asked for,
+// and an `error` event { message, code } as the seed's clients expect.
+func (h *Hub) fail(s *socket.Socket, sess *session, event string, ack socket.Ack, err error) {
+	code := commserver.ErrorCode(err)
+	if code == commserver.CodeInternal {
+		h.log.Error("event failed", "event", event, "user", sess.UserID, "err", err)
+	} else if code == commserver.CodeStorageUnavailable {
+		h.log.Warn("event failed: store unavailable", "event", event, "user", sess.UserID, "err", err)
+	}
+	msg := commserver.ErrorMessage(err)
+	body := map[string]any{"code": string(code), "message": msg, "event": event}
+	if event == "sendMessage" {
+		body["message"], body["detail"] = sendFailedMessage, msg
+	}
+	if event == "joinAsAdmin" && code == commserver.CodeForbidden {
+		body["message"] = forbiddenAdminMessage
+	}
+	var ce *commserver.Error
+	if errors.As(err, &ce) && ce.Field != "" {
+		body["field"] = ce.Field
+	}
+	_ = s.Emit(eventError, body)
+	if ack != nil {
+		ack([]any{failure(err)}, nil)
+	}
+}
+
+func success(fields map[string]any) map[string]any {
+	out := map[string]any{"ok": true}
+	for k, v := range fields {
+		out[k] = v
+	}
+	return out
+}
+
+func failure(err error) map[string]any {
+	e := map[string]any{"code": string(commserver.ErrorCode(err)), "message": commserver.ErrorMessage(err)}
+	var ce *commserver.Error
+	if errors.As(err, &ce) {
+		if ce.Field != "" {
+			e["field"] = ce.Field
+		}
+		if ce.RetryAfter > 0 {
+			e["retryAfterMs"] = ce.RetryAfter.Milliseconds()
+		}
+	}
+	return map[string]any{"ok": false, "error": e}
+}
+
+// The event handlers.
+
+func (h *Hub) joinChat(ctx context.Context, s *socket.Socket, sess *session, p payload) (map[string]any, error) {
+	room, err := p.str("chatRoomId", true)
+	if err != nil {
+		return nil, err
+	}
+	since, err := p.str("since", false)
+	if err != nil {
+		return nil, err
+	}
+	// Join before reading history: a message stored meanwhile then arrives
+	// live (and perhaps in history too; clients dedupe by _id), never not at all.
+	history, err := h.deps.Chat.Join(ctx, sess.Identity, room, since, func() { s.Join(chatRoom(room)) })
+	if err != nil {
+		return nil, err
+	}
+	_ = s.Emit(eventChatHistory, history)
+	_ = s.To(chatRoom(room)).Emit(chat.EventUserJoined, map[string]any{"userId": sess.UserID, "chatRoomId": room})
+	return map[string]any{"chatRoomId": room, "count": len(history)}, nil
+}
+
+func (h *Hub) leaveChat(_ context.Context, s *socket.Socket, _ *session, p payload) (map[string]any, error) {
+	room, err := p.str("chatRoomId", true)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.deps.Chat.ValidateRoomID(room); err != nil {
+		return nil, err
+	}
+	s.Leave(chatRoom(room))
+	return map[string]any{"chatRoomId": room}, nil
+}
+
+func (h *Hub) sendMessage(ctx context.Context, _ *socket.Socket, sess *session, p payload) (map[string]any, error) {
+	var in chat.SendInput
+	var err error
+	if in.ChatRoomID, err = p.str("chatRoomId", true); err != nil {
+		return nil, err
+	}
+	if in.Text, err = p.str("message", true); err != nil {
+		return nil, err
+	}
+	if in.Type, err = p.str("messageType", false); err != nil {
+		return nil, err
+	}
+	if in.ClientMessageID, err = p.str("clientMessageId", false); err != nil {
+		return nil, err
+	}
+	if in.ReplyTo, err = p.str("replyTo", false); err != nil {
+		return nil, err
+	}
+	if in.Metadata, err = p.object("metadata"); err != nil {
+		return nil, err
+	}
+	m, err := h.deps.Chat.Send(ctx, sess.Identity, in)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"message": m}, nil
+}
+
+func (h *Hub) joinAsAdmin(ctx context.Context, s *socket.Socket, sess *session, _ payload) (map[string]any, error) {
+	users, err := h.deps.Chat.ChatUsers(ctx, sess.Identity)
+	if err != nil {
+		return nil, err
+	}
+	s.Join(adminRoom)
+	_ = s.Emit(eventAllChatUsers, users)
+	return map[string]any{"count": len(users)}, nil
+}
+
+// tokenBucket limits one socket's events: burst at once, refilled at perMinute.
+type tokenBucket struct {
+	mu       sync.Mutex
+	tokens   float64
+	burst    float64
+	perSec   float64
+	last     time.Time
+	refused  int // refusals since the bucket last had a token
+	maxRefus int
+}
+
+func newTokenBucket(perMinute, burst int) *tokenBucket {
+	return &tokenBucket{tokens: float64(burst), burst: float64(burst), perSec: float64(perMinute) / 60,
+		last: time.Now(), maxRefus: max(10*burst, 100)}
+}
+
+func (b *tokenBucket) allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.perSec)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		b.refused = 0
+		return true
+	}
+	b.refused++
+	return false
+}
+
+// abusive reports a client that keeps sending far past its refusals.
+func (b *tokenBucket) abusive() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.refused > b.maxRefus
+}

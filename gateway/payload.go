@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"fmt"
+
+	commserver "github.com/fitmate/commserver"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// payload is an event's first argument: a JSON object, read field by field
+// with errors that name the field and the type it should have.
+type payload map[string]any
+
+// ackOf returns the acknowledgement callback a client passed, if any (the library appends it last).
+func ackOf(args []any) socket.Ack {
+	if len(args) == 0 {
+		return nil
+	}
+	if ack, ok := args[len(args)-1].(socket.Ack); ok {
+		return ack
+	}
+	return nil
+}
+
+// payloadOf reads the event's payload object. No payload (or null) is an
+// empty object; anything else that is not an object is refused.
+func payloadOf(args []any) (payload, error) {
+	if len(args) > 0 {
+		if _, isAck := args[len(args)-1].(socket.Ack); isAck {
+			args = args[:len(args)-1]
+		}
+	}
+	if len(args) == 0 || args[0] == nil {
+		return payload{}, nil
+	}
+	m, ok := args[0].(map[string]any)
+	if !ok {
+		return nil, commserver.Invalid("", "the event's payload must be a JSON object, got %s", jsonType(args[0]))
+	}
+	return payload(m), nil
+}
+
+// str reads a string field. A missing or null field is "" (an error when required).
+func (p payload) str(field string, required bool) (string, error) {
+	v, ok := p[field]
+	if !ok || v == nil {
+		if required {
+			return "", commserver.Invalid(field, "%s is required", field)
+		}
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", commserver.Invalid(field, "%s must be a string, got %s", field, jsonType(v))
+	}
+	if required && s == "" {
+		return "", commserver.Invalid(field, "%s is required", field)
+	}
+	return s, nil
+}
+
+// object reads an optional object field.
+func (p payload) object(field string) (map[string]any, error) {
+	v, ok := p[field]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, commserver.Invalid(field, "%s must be a JSON object, got %s", field, jsonType(v))
+	}
+	return m, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case float64, float32, int, int64, uint64:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}

@@ -1,0 +1,363 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	commserver "github.com/fitmate/commserver"
+	"github.com/fitmate/commserver/chat"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+var _ chat.Store = (*DB)(nil)
+
+// messageDoc is a document of chatmessages, as Mongoose's ChatMessage model
+// wrote it. clientMessageId and clientMessageKey are ours: Mongoose ignores
+// fields its schema does not name.
+type messageDoc struct {
+	ID               bson.ObjectID  `bson:"_id"`
+	ChatRoomID       string         `bson:"chatRoomId"`
+	SenderID         any            `bson:"senderId"`
+	Message          string         `bson:"message"`
+	MessageType      string         `bson:"messageType"`
+	Timestamp        time.Time      `bson:"timestamp"`
+	ReadBy           []any          `bson:"readBy"`
+	IsDeleted        bool           `bson:"isDeleted"`
+	ReplyTo          *bson.ObjectID `bson:"replyTo,omitempty"`
+	Metadata         bson.M         `bson:"metadata,omitempty"`
+	ClientMessageID  string         `bson:"clientMessageId,omitempty"`
+	ClientMessageKey string         `bson:"clientMessageKey,omitempty"`
+	CreatedAt        time.Time      `bson:"createdAt"`
+	UpdatedAt        time.Time      `bson:"updatedAt"`
+	V                int32          `bson:"__v"`
+}
+
+func newMessageDoc(m chat.Message) messageDoc {
+	d := messageDoc{
+		ID: bson.NewObjectID(), ChatRoomID: m.ChatRoomID, SenderID: idValue(m.SenderID), Message: m.Text,
+		MessageType: m.Type, Timestamp: m.Timestamp, ReadBy: idValues(m.ReadBy), IsDeleted: m.IsDeleted,
+		Metadata: m.Metadata, ClientMessageID: m.ClientMessageID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+	}
+	if m.ReplyTo != "" {
+		if oid, err := bson.ObjectIDFromHex(m.ReplyTo); err == nil {
+			d.ReplyTo = &oid
+		}
+	}
+	if m.ClientMessageID != "" {
+		d.ClientMessageKey = clientMessageKey(m.ChatRoomID, m.ClientMessageID, m.SenderID)
+	}
+	return d
+}
+
+// clientMessageKey scopes a client's message id to its room and sender. Room
+// ids and client ids cannot hold '/', so the key is unambiguous.
+func clientMessageKey(room, clientID, sender string) string {
+	return room + "/" + clientID + "/" + sender
+}
+
+func (d messageDoc) message() chat.Message {
+	m := chat.Message{
+		ID: d.ID.Hex(), ChatRoomID: d.ChatRoomID, SenderID: idString(d.SenderID), Text: d.Message,
+		Type: d.MessageType, Timestamp: d.Timestamp.UTC(), IsDeleted: d.IsDeleted, Metadata: d.Metadata,
+		ClientMessageID: d.ClientMessageID, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		ReadBy: make([]string, len(d.ReadBy)),
+	}
+	if m.Type == "" {
+		m.Type = chat.TypeText
+	}
+	for i, r := range d.ReadBy {
+		m.ReadBy[i] = idString(r)
+	}
+	if d.ReplyTo != nil {
+		m.ReplyTo = d.ReplyTo.Hex()
+	}
+	return m
+}
+
+// InsertMessage stores m through the write batcher: concurrent senders share
+// one insertMany. It returns once the database acknowledged the write.
+func (d *DB) InsertMessage(ctx context.Context, m chat.Message) (chat.Message, bool, error) {
+	doc := newMessageDoc(m)
+	err := d.messages.insert(ctx, doc)
+	if err == nil {
+		return doc.message(), true, nil
+	}
+	if !errors.Is(err, errDuplicate) {
+		return chat.Message{}, false, err
+	}
+	// A duplicate key: either this client message id was used before (return
+	// the original), or a retried insert of ours had landed (it is stored).
+	var existing messageDoc
+	err = d.call(ctx, "find duplicate message", func(ctx context.Context) error {
+		filter := bson.M{"$or": bson.A{bson.M{"_id": doc.ID}}}
+		if doc.ClientMessageKey != "" {
+			filter = bson.M{"$or": bson.A{bson.M{"_id": doc.ID}, bson.M{"clientMessageKey": doc.ClientMessageKey}}}
+		}
+		return d.db.Collection(colMessages).FindOne(ctx, filter).Decode(&existing)
+	})
+	if err != nil {
+		return chat.Message{}, false, err
+	}
+	return existing.message(), existing.ID == doc.ID, nil
+}
+
+func (d *DB) findMessages(ctx context.Context, op string, filter bson.M, opts *options.FindOptionsBuilder) ([]chat.Message, error) {
+	var docs []messageDoc
+	err := d.call(ctx, op, func(ctx context.Context) error {
+		cur, err := d.db.Collection(colMessages).Find(ctx, filter, opts)
+		if err != nil {
+			return err
+		}
+		return cur.All(ctx, &docs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chat.Message, len(docs))
+	for i, doc := range docs {
+		out[i] = doc.message()
+	}
+	return out, d.populate(ctx, out)
+}
+
+// visible selects a room's messages that are not deleted.
+func visible(roomID string) bson.M {
+	return bson.M{"chatRoomId": roomID, "isDeleted": bson.M{"$ne": true}}
+}
+
+var newestFirst = bson.D{{Key: "timestamp", Value: -1}, {Key: "_id", Value: -1}}
+var oldestFirst = bson.D{{Key: "timestamp", Value: 1}, {Key: "_id", Value: 1}}
+
+// RecentMessages returns the room's newest messages, newest first.
+func (d *DB) RecentMessages(ctx context.Context, roomID string, limit int) ([]chat.Message, error) {
+	return d.findMessages(ctx, "recent messages", visible(roomID), options.Find().SetSort(newestFirst).SetLimit(int64(limit)))
+}
+
+// MessagesPage returns one page counted from the newest, oldest first, and the total.
+func (d *DB) MessagesPage(ctx context.Context, roomID string, page, limit int) ([]chat.Message, int64, error) {
+	var total int64
+	err := d.call(ctx, "count messages", func(ctx context.Context) (err error) {
+		total, err = d.db.Collection(colMessages).CountDocuments(ctx, visible(roomID))
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	msgs, err := d.findMessages(ctx, "page messages", visible(roomID),
+		options.Find().SetSort(newestFirst).SetSkip(int64((page-1)*limit)).SetLimit(int64(limit)))
+	slices.Reverse(msgs)
+	return msgs, total, err
+}
+
+// cursor returns the (timestamp, _id) position of a message of the room.
+func (d *DB) cursor(ctx context.Context, field, roomID, id string) (messageDoc, error) {
+	oid, err := objectID(field, id)
+	if err != nil {
+		return messageDoc{}, err
+	}
+	var doc messageDoc
+	err = d.call(ctx, "find cursor message", func(ctx context.Context) error {
+		return d.db.Collection(colMessages).FindOne(ctx, bson.M{"_id": oid, "chatRoomId": roomID}).Decode(&doc)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return messageDoc{}, &commserver.Error{Code: commserver.CodeNotFound, Field: field,
+			Message: "no message " + id + " in chat room " + roomID}
+	}
+	return doc, err
+}
+
+// MessagesBefore reads backwards from a cursor message, ordered by
+// (timestamp, _id) so that equal timestamps neither skip nor repeat.
+func (d *DB) MessagesBefore(ctx context.Context, roomID, beforeID string, limit int) ([]chat.Message, bool, error) {
+	c, err := d.cursor(ctx, "before", roomID, beforeID)
+	if err != nil {
+		return nil, false, err
+	}
+	filter := visible(roomID)
+	filter["$or"] = bson.A{
+		bson.M{"timestamp": bson.M{"$lt": c.Timestamp}},
+		bson.M{"timestamp": c.Timestamp, "_id": bson.M{"$lt": c.ID}},
+	}
+	msgs, err := d.findMessages(ctx, "messages before", filter, options.Find().SetSort(newestFirst).SetLimit(int64(limit+1)))
+	if err != nil {
+		return nil, false, err
+	}
+	more := len(msgs) > limit
+	if more {
+		msgs = msgs[:limit]
+	}
+	slices.Reverse(msgs)
+	return msgs, more, nil
+}
+
+// MessagesAfter reads forwards from a cursor message, oldest first.
+func (d *DB) MessagesAfter(ctx context.Context, roomID, afterID string, limit int) ([]chat.Message, error) {
+	c, err := d.cursor(ctx, "since", roomID, afterID)
+	if err != nil {
+		return nil, err
+	}
+	filter := visible(roomID)
+	filter["$or"] = bson.A{
+		bson.M{"timestamp": bson.M{"$gt": c.Timestamp}},
+		bson.M{"timestamp": c.Timestamp, "_id": bson.M{"$gt": c.ID}},
+	}
+	return d.findMessages(ctx, "messages after", filter, options.Find().SetSort(oldestFirst).SetLimit(int64(limit)))
+}
+
+// Message returns one message by id.
+func (d *DB) Message(ctx context.Context, id string) (chat.Message, error) {
+	oid, err := objectID("messageId", id)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	var doc messageDoc
+	err = d.call(ctx, "find message", func(ctx context.Context) error {
+		return d.db.Collection(colMessages).FindOne(ctx, bson.M{"_id": oid}).Decode(&doc)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return chat.Message{}, commserver.Errorf(commserver.CodeNotFound, "no message %s", id)
+	}
+	if err != nil {
+		return chat.Message{}, err
+	}
+	return doc.message(), nil
+}
+
+// SoftDeleteMessage sets isDeleted and returns the message.
+func (d *DB) SoftDeleteMessage(ctx context.Context, id string) (chat.Message, error) {
+	oid, err := objectID("messageId", id)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	var doc messageDoc
+	err = d.call(ctx, "delete message", func(ctx context.Context) error {
+		return d.db.Collection(colMessages).FindOneAndUpdate(ctx, bson.M{"_id": oid},
+			bson.M{"$set": bson.M{"isDeleted": true, "updatedAt": time.Now().UTC().Truncate(time.Millisecond)}},
+			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return chat.Message{}, commserver.Errorf(commserver.CodeNotFound, "no message %s", id)
+	}
+	if err != nil {
+		return chat.Message{}, err
+	}
+	return doc.message(), nil
+}
+
+// MarkRoomRead adds userID to readBy of the room's messages from others (the seed's markMessagesAsRead).
+func (d *DB) MarkRoomRead(ctx context.Context, roomID, userID string) (int64, error) {
+	uid := idValue(userID)
+	var n int64
+	err := d.call(ctx, "mark room read", func(ctx context.Context) error {
+		res, err := d.db.Collection(colMessages).UpdateMany(ctx,
+			bson.M{"chatRoomId": roomID, "senderId": bson.M{"$ne": uid}, "readBy": bson.M{"$ne": uid}},
+			bson.M{"$addToSet": bson.M{"readBy": uid}})
+		if err == nil {
+			n = res.ModifiedCount
+		}
+		return err
+	})
+	return n, err
+}
+
+// ChatUsers lists every sender with their last message and message count,
+// newest first, with their users document (the seed's getAllChatUsers). On
+// MongoDB it is the seed's aggregation; servers without $first or $lookup
+// (FerretDB) get the same answer from simpler queries.
+func (d *DB) ChatUsers(ctx context.Context) ([]chat.ChatUser, error) {
+	pipeline := mongo.Pipeline{
+		{{Key: "$match", Value: bson.M{"isDeleted": bson.M{"$ne": true}}}},
+		{{Key: "$sort", Value: bson.D{{Key: "timestamp", Value: 1}}}},
+		{{Key: "$group", Value: bson.M{
+			"_id":             "$senderId",
+			"lastMessage":     bson.M{"$last": "$message"},
+			"lastMessageTime": bson.M{"$last": "$timestamp"},
+			"messageCount":    bson.M{"$sum": 1},
+		}}},
+		{{Key: "$lookup", Value: bson.M{"from": colUsers, "localField": "_id", "foreignField": "_id", "as": "userInfo"}}},
+		{{Key: "$unwind", Value: "$userInfo"}},
+		{{Key: "$sort", Value: bson.D{{Key: "lastMessageTime", Value: -1}}}},
+	}
+	type row struct {
+		ID              any       `bson:"_id"`
+		LastMessage     string    `bson:"lastMessage"`
+		LastMessageTime time.Time `bson:"lastMessageTime"`
+		MessageCount    int64     `bson:"messageCount"`
+		UserInfo        bson.M    `bson:"userInfo"`
+	}
+	var rows []row
+	err := d.call(ctx, "chat users", func(ctx context.Context) error {
+		cur, err := d.db.Collection(colMessages).Aggregate(ctx, pipeline)
+		if err != nil {
+			return err
+		}
+		return cur.All(ctx, &rows)
+	})
+	if err != nil && isNotImplemented(err) {
+		return d.chatUsersFallback(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chat.ChatUser, len(rows))
+	for i, r := range rows {
+		out[i] = chat.ChatUser{ID: idString(r.ID), LastMessage: r.LastMessage, LastMessageTime: r.LastMessageTime.UTC(),
+			MessageCount: r.MessageCount, UserInfo: publicUser(r.UserInfo)}
+	}
+	return out, nil
+}
+
+// chatUsersFallback answers ChatUsers with $group/$sum, one sorted find per
+// sender and one users query: what FerretDB supports.
+func (d *DB) chatUsersFallback(ctx context.Context) ([]chat.ChatUser, error) {
+	type count struct {
+		ID    any   `bson:"_id"`
+		Count int64 `bson:"messageCount"`
+	}
+	var counts []count
+	err := d.call(ctx, "chat users: counts", func(ctx context.Context) error {
+		cur, err := d.db.Collection(colMessages).Aggregate(ctx, mongo.Pipeline{
+			{{Key: "$match", Value: bson.M{"isDeleted": bson.M{"$ne": true}}}},
+			{{Key: "$group", Value: bson.M{"_id": "$senderId", "messageCount": bson.M{"$sum": 1}}}},
+		})
+		if err != nil {
+			return err
+		}
+		return cur.All(ctx, &counts)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]any, len(counts))
+	for i, c := range counts {
+		ids[i] = c.ID
+	}
+	users, err := d.usersByID(ctx, ids, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chat.ChatUser, 0, len(counts))
+	for _, c := range counts {
+		info, ok := users[idString(c.ID)]
+		if !ok {
+			continue // $unwind drops senders without a users document
+		}
+		var last messageDoc
+		err := d.call(ctx, "chat users: last message", func(ctx context.Context) error {
+			return d.db.Collection(colMessages).FindOne(ctx,
+				bson.M{"senderId": c.ID, "isDeleted": bson.M{"$ne": true}},
+				options.FindOne().SetSort(newestFirst)).Decode(&last)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, chat.ChatUser{ID: idString(c.ID), LastMessage: last.Message,
+			LastMessageTime: last.Timestamp.UTC(), MessageCount: c.Count, UserInfo: publicUser(info)})
+	}
+	slices.SortFunc(out, func(a, b chat.ChatUser) int { return b.LastMessageTime.Compare(a.LastMessageTime) })
+	return out, nil
+}

@@ -1,0 +1,289 @@
+// Package store keeps the server's data in MongoDB, in the collections and
+// document shapes the NestJS server's Mongoose models used (chatmessages,
+// notifications, smslogs), so either server can read what the other wrote.
+//
+// With no MONGODB_URI it starts an embedded FerretDB (a MongoDB wire-protocol
+// server over SQLite files) so the server runs on a bare machine. FerretDB
+// lacks a few MongoDB features (TTL indexes, $lookup, $first/$last); the
+// places that use them detect "not implemented" and fall back (see isNotImplemented).
+//
+// Every call runs under a deadline (Options.Timeout); a store that does not
+// answer in time yields commserver.ErrStorageUnavailable, never a hang.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	commserver "github.com/fitmate/commserver"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// Collection names: Mongoose's pluralised model names, plus chatrooms (ours).
+const (
+	colMessages      = "chatmessages"
+	colNotifications = "notifications"
+	colSMSLogs       = "smslogs"
+	colRooms         = "chatrooms"
+	colUsers         = "users"
+)
+
+// Options configure Open.
+type Options struct {
+	URI       string        // MongoDB URI; empty starts the embedded store
+	Database  string        // database name
+	DataDir   string        // the embedded store's directory
+	Timeout   time.Duration // deadline of every call
+	BatchSize int           // most messages stored by one insert
+}
+
+// DB is the MongoDB-backed store. It implements the domain packages' Store interfaces.
+type DB struct {
+	client   *mongo.Client
+	db       *mongo.Database
+	timeout  time.Duration
+	log      *slog.Logger
+	embedded *embedded // nil with an external MongoDB
+
+	messages *batcher
+
+	indexesOnce sync.Once
+	indexesDone chan struct{}
+	stop        context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+// Open connects to MongoDB (or starts the embedded store) and starts the
+// store's background work: the message write batcher and index creation,
+// retried until the database answers. It does not fail when the database is
+// down at start: the server comes up unready and recovers when it returns.
+func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 256
+	}
+	if opts.Database == "" {
+		opts.Database = "fitmate"
+	}
+	d := &DB{timeout: opts.Timeout, log: log, indexesDone: make(chan struct{})}
+	uri := opts.URI
+	if uri == "" {
+		e, err := startEmbedded(ctx, opts.DataDir, log)
+		if err != nil {
+			return nil, err
+		}
+		d.embedded = e
+		uri = e.uri
+		log.Info("store: no MONGODB_URI, using the embedded MongoDB-compatible store (FerretDB over SQLite)",
+			"dir", opts.DataDir)
+	}
+	co := options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(opts.Timeout).
+		SetConnectTimeout(opts.Timeout).
+		SetAppName("fitmate-commserver")
+	client, err := mongo.Connect(co)
+	if err != nil {
+		d.closeEmbedded()
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	d.client = client
+	d.db = client.Database(opts.Database)
+
+	bg, stop := context.WithCancel(context.Background())
+	d.stop = stop
+	d.messages = newBatcher(d, opts.BatchSize)
+	d.wg.Add(2)
+	go func() { defer d.wg.Done(); d.messages.run() }()
+	go func() { defer d.wg.Done(); d.ensureIndexesLoop(bg) }()
+	return d, nil
+}
+
+// Close finishes the writes already accepted, then disconnects (and stops the embedded store).
+func (d *DB) Close(ctx context.Context) error {
+	d.messages.close()
+	d.stop()
+	d.wg.Wait()
+	err := d.client.Disconnect(ctx)
+	d.closeEmbedded()
+	return err
+}
+
+func (d *DB) closeEmbedded() {
+	if d.embedded != nil {
+		d.embedded.close()
+	}
+}
+
+// Ping reports whether the database answers (for /readyz).
+func (d *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	if err := d.client.Ping(ctx, readpref.Primary()); err != nil {
+		return d.fail("ping", err)
+	}
+	return nil
+}
+
+// IndexesReady is closed once the indexes exist.
+func (d *DB) IndexesReady() <-chan struct{} { return d.indexesDone }
+
+// call runs fn under the store's deadline and maps its error.
+func (d *DB) call(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	return d.fail(op, fn(ctx))
+}
+
+// fail maps a driver error to a domain error: no answer in time (or no
+// server) is ErrStorageUnavailable, which callers may retry; anything else the
+// server said is internal.
+func (d *DB) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *commserver.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	if unavailable(err) {
+		return &commserver.Error{Code: commserver.CodeStorageUnavailable,
+			Message: "the database is unavailable; try again shortly", Err: fmt.Errorf("%s: %w", op, err)}
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) || mongo.IsNetworkError(err) ||
+		errors.Is(err, mongo.ErrClientDisconnected) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var se mongo.ServerError
+	if errors.As(err, &se) {
+		return false
+	}
+	// Server selection failures and pool errors are neither server errors nor
+	// typed consistently across driver versions: no server answered.
+	msg := err.Error()
+	return strings.Contains(msg, "server selection") || strings.Contains(msg, "connection")
+}
+
+// isNotImplemented reports whether the server lacks a feature (FerretDB's
+// answer for TTL indexes, $lookup, $first and $last). It is the one place
+// that decides when to fall back.
+func isNotImplemented(err error) bool {
+	var ce mongo.CommandError
+	if errors.As(err, &ce) {
+		return ce.Code == 238 || ce.Name == "NotImplemented"
+	}
+	return err != nil && strings.Contains(err.Error(), "NotImplemented")
+}
+
+// ensureIndexesLoop creates the indexes, retrying with backoff until the
+// database answers or the store closes.
+func (d *DB) ensureIndexesLoop(ctx context.Context) {
+	wait := 200 * time.Millisecond
+	for {
+		err := d.ensureIndexes(ctx)
+		if err == nil {
+			close(d.indexesDone)
+			return
+		}
+		d.log.Error("store: creating indexes failed; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+func (d *DB) ensureIndexes(ctx context.Context) error {
+	type idx struct {
+		col  string
+		keys bson.D
+		opts *options.IndexOptionsBuilder
+	}
+	all := []idx{
+		{colMessages, bson.D{{Key: "chatRoomId", Value: 1}, {Key: "timestamp", Value: -1}}, nil},
+		{colMessages, bson.D{{Key: "senderId", Value: 1}}, nil},
+		{colMessages, bson.D{{Key: "clientMessageKey", Value: 1}}, options.Index().SetUnique(true).SetSparse(true)},
+		{colNotifications, bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}}, nil},
+		{colNotifications, bson.D{{Key: "userId", Value: 1}, {Key: "isRead", Value: 1}}, nil},
+		{colNotifications, bson.D{{Key: "expiresAt", Value: 1}}, options.Index().SetExpireAfterSeconds(0)},
+		{colSMSLogs, bson.D{{Key: "timestamp", Value: -1}}, nil},
+		{colSMSLogs, bson.D{{Key: "twilioSid", Value: 1}}, nil},
+	}
+	for _, ix := range all {
+		err := d.call(ctx, "create index", func(ctx context.Context) error {
+			_, err := d.db.Collection(ix.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.opts})
+			return err
+		})
+		if err != nil && isNotImplemented(err) {
+			// FerretDB has no TTL monitor: expired notifications are filtered
+			// out on read and removed by the cleanup job instead.
+			d.log.Info("store: index not supported by this server; falling back", "collection", ix.col, "keys", ix.keys, "err", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idValue is how an id is stored: ids that look like ObjectIds are ObjectIds
+// (as Mongoose cast them); anything else stays a string.
+func idValue(id string) any {
+	if oid, err := bson.ObjectIDFromHex(id); err == nil && len(id) == 24 {
+		return oid
+	}
+	return id
+}
+
+// idValues maps idValue over ids.
+func idValues(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = idValue(id)
+	}
+	return out
+}
+
+// idString turns a stored id back into the string the domain uses.
+func idString(v any) string {
+	switch t := v.(type) {
+	case bson.ObjectID:
+		return t.Hex()
+	case string:
+		return t
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(t)
+	}
+}
+
+// objectID parses a hex id the caller gave for a document we key by ObjectId.
+func objectID(field, id string) (bson.ObjectID, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return bson.ObjectID{}, commserver.Invalid(field, "%s must be a 24-character hexadecimal id", field)
+	}
+	return oid, nil
+}
