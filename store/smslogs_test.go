@@ -136,7 +136,7 @@ func TestSMSStatisticsByStatusInRange(t *testing.T) {
 	add(day.Add(time.Hour), sms.StatusSent)
 	add(day.Add(2*time.Hour), sms.StatusSent)
 	add(day.Add(3*time.Hour), sms.StatusFailed)
-	add(day.Add(-time.Hour), sms.StatusSent)    // before the range
+	add(day.Add(-time.Hour), sms.StatusSent)     // before the range
 	add(day.Add(25*time.Hour), sms.StatusQueued) // after it
 	got, err := db.SMSStatistics(ctx, day, day.Add(24*time.Hour))
 	if err != nil {
