@@ -138,7 +138,7 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 		otp = sms.NewVerifications(rdb, fo.otp)
 		limits = sms.NewRedisLimiter(rdb, f.prefix)
 	}
-	f.svc = sms.NewService(f.db, sender, limits, otp, sms.NewNumbers("KR", []string{"KR"}), fo.opts, quiet())
+	f.svc = sms.NewService(f.db, sender, limits, otp, mustNumbers(t, "KR", "KR"), fo.opts, quiet())
 	return f
 }
 

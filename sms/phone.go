@@ -1,6 +1,7 @@
 package sms
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -31,12 +32,28 @@ type Numbers struct {
 
 // NewNumbers returns a normalizer: numbers without a country code are read in
 // defaultRegion; only numbers of the allowed regions (ISO 3166 codes) pass.
-func NewNumbers(defaultRegion string, allowed []string) *Numbers {
-	up := make([]string, len(allowed))
-	for i, a := range allowed {
-		up[i] = strings.ToUpper(strings.TrimSpace(a))
+// It fails on a region phonenumbers does not know.
+func NewNumbers(defaultRegion string, allowed []string) (*Numbers, error) {
+	region := func(r string) (string, error) {
+		r = strings.ToUpper(strings.TrimSpace(r))
+		if phonenumbers.GetCountryCodeForRegion(r) == 0 {
+			return "", fmt.Errorf("sms: %q is not a region code (ISO 3166, such as KR)", r)
+		}
+		return r, nil
 	}
-	return &Numbers{defaultRegion: strings.ToUpper(defaultRegion), allowed: up}
+	def, err := region(defaultRegion)
+	if err != nil {
+		return nil, err
+	}
+	n := &Numbers{defaultRegion: def}
+	for _, a := range allowed {
+		r, err := region(a)
+		if err != nil {
+			return nil, err
+		}
+		n.allowed = append(n.allowed, r)
+	}
+	return n, nil
 }
 
 // Normalize returns raw as a mobile number in E.164. A missing, malformed,

@@ -9,8 +9,8 @@ import (
 )
 
 func TestNormalize(t *testing.T) {
-	kr := sms.NewNumbers("KR", []string{"KR"})
-	krUS := sms.NewNumbers("kr", []string{"kr", "US"})
+	kr := mustNumbers(t, "KR", "KR")
+	krUS := mustNumbers(t, "kr", "kr", "US")
 	tests := []struct {
 		name    string
 		numbers *sms.Numbers
@@ -52,5 +52,23 @@ func TestNormalize(t *testing.T) {
 				t.Fatalf("Normalize(%q) = %+v, %v; want code %s on phoneNumber", tt.in, got, err, tt.code)
 			}
 		})
+	}
+}
+
+func mustNumbers(t *testing.T, def string, allowed ...string) *sms.Numbers {
+	t.Helper()
+	n, err := sms.NewNumbers(def, allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestNewNumbersRefusesUnknownRegions(t *testing.T) {
+	if _, err := sms.NewNumbers("XX", []string{"KR"}); err == nil {
+		t.Error("default region XX accepted")
+	}
+	if _, err := sms.NewNumbers("KR", []string{"KR", "Korea"}); err == nil {
+		t.Error("allowed region Korea accepted")
 	}
 }

@@ -46,6 +46,12 @@ type Options struct {
 	Now    func() time.Time // clock, for tests
 }
 
+// The notification service's OfflineChannel (declared in package notify),
+// implemented here without importing notify.
+var _ interface {
+	SendOffline(ctx context.Context, userID, phoneNumber, title, body string) error
+} = (*Service)(nil)
+
 // Service sends texts, logs them, and runs phone verification.
 type Service struct {
 	store   Store
