@@ -129,32 +129,36 @@ func TestOTPConcurrentWrongAttemptsAreAllCounted(t *testing.T) {
 }
 
 func TestOTPConcurrentVerifyPassesOnce(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	if err := f.svc.RequestOTP(context.Background(), num, ipA); err != nil {
-		t.Fatal(err)
-	}
-	code := codeOf(t, f, 0)
-	var passed atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			ok, err := f.svc.VerifyOTP(context.Background(), num, code, ipA)
-			if err != nil {
-				t.Error(err)
-			}
-			if ok {
-				passed.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if n := passed.Load(); n != 1 {
-		t.Fatalf("%d of 20 concurrent checks of the right code passed, want exactly 1", n)
+	f := newFixture(t, fixtureOpts{otp: sms.OTPOptions{Cooldown: time.Millisecond, DailyLimit: 100},
+		opts: sms.Options{OTPVerifiesPerIP: 1000}})
+	for round := range 10 {
+		time.Sleep(2 * time.Millisecond) // past the cooldown
+		if err := f.svc.RequestOTP(context.Background(), num, ipA); err != nil {
+			t.Fatal(err)
+		}
+		code := codeOf(t, f, round)
+		var passed atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ok, err := f.svc.VerifyOTP(context.Background(), num, code, ipA)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					passed.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if n := passed.Load(); n != 1 {
+			t.Fatalf("round %d: %d of 20 concurrent checks of the right code passed, want exactly 1", round, n)
+		}
 	}
 }
 

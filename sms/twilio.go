@@ -123,9 +123,10 @@ func (s *TwilioSender) api(rt *twilioCall) *openapi.ApiService {
 }
 
 // backoff is the wait before retry attempt+1: Twilio's Retry-After when it
-// gave one, else exponential from RetryBase with full jitter, at most 10s.
+// gave one, else exponential from RetryBase with jitter; at most 5s, so that
+// a send with its retries stays well inside a graceful shutdown.
 func (s *TwilioSender) backoff(attempt int, retryAfter string) time.Duration {
-	const most = 10 * time.Second
+	const most = 5 * time.Second
 	if secs, err := strconv.Atoi(retryAfter); err == nil && secs > 0 {
 		return min(time.Duration(secs)*time.Second, most)
 	}
@@ -152,6 +153,7 @@ func classify(err error, rt *twilioCall) *SendError {
 	se := &SendError{HTTPStatus: rt.status, Err: err}
 	var re *client.TwilioRestError
 	var v1 *client.RestErrorV1
+	apiErr := true
 	switch {
 	case errors.As(err, &re):
 		se.Code, se.Message = re.Code, re.Message
@@ -163,11 +165,15 @@ func classify(err error, rt *twilioCall) *SendError {
 		if se.HTTPStatus == 0 {
 			se.HTTPStatus = v1.HttpStatusCode
 		}
+	default:
+		apiErr = false
 	}
 	if se.Code == TwilioTooManyRequest {
 		se.HTTPStatus = http.StatusTooManyRequests
 	}
 	switch {
+	case rt.status == 0 && apiErr:
+		// twilio-go refused before sending (its credential check): nothing went out.
 	case rt.status == 0 && neverSent(err):
 		se.Message = "Twilio could not be reached: " + shortError(err)
 	case rt.status == 0:

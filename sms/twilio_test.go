@@ -200,3 +200,21 @@ func TestValidSignature(t *testing.T) {
 		}
 	}
 }
+
+// twilio-go refuses a token with symbols before sending: nothing went out,
+// so the outcome is a definite failure, not unknown.
+func TestTwilioClientSideRefusalIsNotUnknown(t *testing.T) {
+	fake := twiliomock.StartFake(t)
+	s := newTwilio(t, fake.URL, func(o *sms.TwilioOptions) { o.AuthToken = "not-a-token!" })
+	_, err := s.Send(context.Background(), koreanText)
+	var se *sms.SendError
+	if !errors.As(err, &se) || se.Unknown || se.Code != 21224 {
+		t.Fatalf("err = %#v", err)
+	}
+	if n := len(fake.Creates()); n != 0 {
+		t.Fatalf("%d creates", n)
+	}
+	if strings.Contains(se.Error(), "not-a-token!") {
+		t.Fatalf("the error shows the token: %v", se)
+	}
+}
