@@ -40,14 +40,15 @@ type Hub struct {
 	io  *socket.Server
 	log *slog.Logger
 
-	deps SocketDeps
+	deps     SocketDeps
+	handlers map[string]handler // client events by name
 
 	draining  chan struct{} // closed when shutdown starts: /readyz answers 503
 	drainOnce sync.Once
 	closing   chan struct{} // closed when sockets close: new events are refused
 	closeOne  sync.Once
-	trackMu  sync.Mutex     // orders inflight.Add against closing
-	inflight sync.WaitGroup // events being handled
+	trackMu   sync.Mutex     // orders inflight.Add against closing
+	inflight  sync.WaitGroup // events being handled
 }
 
 var (
@@ -63,7 +64,8 @@ func NewHub(opts HubOptions, log *slog.Logger) *Hub {
 	o.SetPingInterval(opts.PingInterval)
 	o.SetPingTimeout(opts.PingTimeout)
 	o.SetMaxHttpBufferSize(opts.MaxPayloadBytes)
-	o.SetTransports(types.NewSet(socket.Polling, socket.WebSocket))
+	o.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, &wsBuilder{}))
+	o.SetAdapter(fastAdapterBuilder{})
 	o.SetAllowUpgrades(true)
 	o.SetCors(&types.Cors{
 		Origin:         append([]string(nil), opts.CORSOrigins...),
