@@ -19,10 +19,13 @@ import (
 // ErrStorageUnavailable when the store did not answer in time, ErrNotFound
 // for a missing room or message, ErrInvalid for an id of the wrong shape.
 type Store interface {
-	// InsertMessage stores m, which has no ID yet. When m carries a
+	// InsertMessage stores m, which has no ID yet, and calls done once with
+	// the outcome when the database has acknowledged it. When m carries a
 	// ClientMessageID already used by the same sender in the same room, it
-	// stores nothing and returns the original message with created false.
-	InsertMessage(ctx context.Context, m Message) (stored Message, created bool, err error)
+	// stores nothing and passes the original message with created false.
+	// Writes are batched: done runs on the store's writer goroutine, in the
+	// order the inserts were made, and must not block.
+	InsertMessage(ctx context.Context, m Message, done func(stored Message, created bool, err error))
 	// RecentMessages returns the room's newest messages, newest first, senders populated.
 	RecentMessages(ctx context.Context, roomID string, limit int) ([]Message, error)
 	// MessagesPage returns page (1-based) of the room's history counted from the
@@ -143,6 +146,7 @@ func (s *Service) Run(ctx context.Context) {
 				case j := <-s.offline:
 					s.notifyOffline(j)
 				default:
+					s.wg.Wait()
 					return
 				}
 			}
@@ -190,7 +194,7 @@ func (s *Service) Join(ctx context.Context, id Identity, roomID, since string, e
 			return nil, err
 		}
 	}
-	if err := s.authorize(ctx, id, roomID); err != nil {
+	if _, err := s.authorize(ctx, id, roomID); err != nil {
 		return nil, err
 	}
 	if enter != nil {
@@ -212,17 +216,26 @@ func (s *Service) RoomsOf(ctx context.Context, userID string) ([]string, error) 
 }
 
 // Send validates, authorizes and stores a message, then publishes it to the
-// room and the admins. A message is published only once it is stored. A retry
-// with the same ClientMessageID returns the original and publishes nothing.
-func (s *Service) Send(ctx context.Context, id Identity, in SendInput) (Message, error) {
+// room and the admins, and calls done once with the stored message or the
+// error. A message is published only once it is stored. A retry with the
+// same ClientMessageID passes the original and publishes nothing.
+//
+// Send returns as soon as the message is queued for writing, so a client's
+// next message can join the same batched write; done runs later, in the
+// order messages were sent, and must not block.
+func (s *Service) Send(ctx context.Context, id Identity, in SendInput, done func(Message, error)) {
 	if err := s.validateSend(&in); err != nil {
-		return Message{}, err
+		done(Message{}, err)
+		return
 	}
 	if in.Type == TypeSystem && !s.isAdmin(ctx, id) {
-		return Message{}, commserver.Errorf(commserver.CodeForbidden, "only admins may post system messages")
+		done(Message{}, commserver.Errorf(commserver.CodeForbidden, "only admins may post system messages"))
+		return
 	}
-	if err := s.authorize(ctx, id, in.ChatRoomID); err != nil {
-		return Message{}, err
+	room, err := s.authorize(ctx, id, in.ChatRoomID)
+	if err != nil {
+		done(Message{}, err)
+		return
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	m := Message{
@@ -230,20 +243,21 @@ func (s *Service) Send(ctx context.Context, id Identity, in SendInput) (Message,
 		ReadBy: []string{}, ReplyTo: in.ReplyTo, Metadata: in.Metadata, ClientMessageID: in.ClientMessageID,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	stored, created, err := s.store.InsertMessage(ctx, m)
-	if err != nil {
-		return Message{}, err
-	}
-	if !created {
-		return stored, nil
-	}
-	if err := s.pub.PublishRoom(ctx, stored.ChatRoomID, true, EventNewMessage, stored); err != nil {
-		// Stored but not delivered live: clients catch up from history. The
-		// sender's ack still succeeds, because the message exists.
-		s.log.Warn("publish newMessage", "room", stored.ChatRoomID, "message", stored.ID, "err", err)
-	}
-	s.queueOffline(ctx, stored)
-	return stored, nil
+	s.store.InsertMessage(ctx, m, func(stored Message, created bool, err error) {
+		if err != nil {
+			done(Message{}, err)
+			return
+		}
+		if created {
+			if err := s.pub.PublishRoom(ctx, stored.ChatRoomID, true, EventNewMessage, stored); err != nil {
+				// Stored but not delivered live: clients catch up from
+				// history. The sender's ack still succeeds: the message exists.
+				s.log.Warn("publish newMessage", "room", stored.ChatRoomID, "message", stored.ID, "err", err)
+			}
+			s.queueOffline(stored, room.Members)
+		}
+		done(stored, nil)
+	})
 }
 
 func (s *Service) validateSend(in *SendInput) error {
@@ -296,7 +310,7 @@ func (s *Service) History(ctx context.Context, id Identity, roomID string, page,
 	if limit < 1 || limit > maxPageLimit {
 		return Page{}, commserver.Invalid("limit", "limit must be from 1 to %d", maxPageLimit)
 	}
-	if err := s.authorize(ctx, id, roomID); err != nil {
+	if _, err := s.authorize(ctx, id, roomID); err != nil {
 		return Page{}, err
 	}
 	msgs, total, err := s.store.MessagesPage(ctx, roomID, page, limit)
@@ -319,7 +333,7 @@ func (s *Service) HistoryBefore(ctx context.Context, id Identity, roomID, before
 	if limit < 1 || limit > maxPageLimit {
 		return CursorPage{}, commserver.Invalid("limit", "limit must be from 1 to %d", maxPageLimit)
 	}
-	if err := s.authorize(ctx, id, roomID); err != nil {
+	if _, err := s.authorize(ctx, id, roomID); err != nil {
 		return CursorPage{}, err
 	}
 	msgs, more, err := s.store.MessagesBefore(ctx, roomID, before, limit)
@@ -334,7 +348,7 @@ func (s *Service) MarkRead(ctx context.Context, id Identity, roomID string) (int
 	if err := s.ValidateRoomID(roomID); err != nil {
 		return 0, err
 	}
-	if err := s.authorize(ctx, id, roomID); err != nil {
+	if _, err := s.authorize(ctx, id, roomID); err != nil {
 		return 0, err
 	}
 	return s.store.MarkRoomRead(ctx, roomID, id.UserID)
@@ -425,23 +439,26 @@ func (s *Service) PutRoom(ctx context.Context, roomID string, members []string) 
 }
 
 // authorize allows id into the room: any room under the open policy; else
-// members of the room, and admins.
-func (s *Service) authorize(ctx context.Context, id Identity, roomID string) error {
-	if s.opts.OpenRooms {
-		return nil
-	}
+// members of the room, and admins. It returns the room when it is
+// registered (its members are who hears about the message when offline).
+func (s *Service) authorize(ctx context.Context, id Identity, roomID string) (Room, error) {
 	room, err := s.room(ctx, roomID)
+	missing := errors.Is(err, commserver.ErrNotFound)
+	if err != nil && !missing {
+		if s.opts.OpenRooms {
+			return Room{}, nil // the open policy needs no member list
+		}
+		return Room{}, err
+	}
 	switch {
-	case err == nil && room.HasMember(id.UserID):
-		return nil
-	case err != nil && !errors.Is(err, commserver.ErrNotFound):
-		return err
+	case s.opts.OpenRooms, err == nil && room.HasMember(id.UserID):
+		return room, nil
 	case s.isAdmin(ctx, id):
-		return nil
-	case err != nil:
-		return commserver.Errorf(commserver.CodeNotFound, "chat room %s does not exist", roomID)
+		return room, nil
+	case missing:
+		return Room{}, commserver.Errorf(commserver.CodeNotFound, "chat room %s does not exist", roomID)
 	default:
-		return commserver.Errorf(commserver.CodeForbidden, "you are not a member of chat room %s", roomID)
+		return Room{}, commserver.Errorf(commserver.CodeForbidden, "you are not a member of chat room %s", roomID)
 	}
 }
 
@@ -494,21 +511,18 @@ func (s *Service) isAdmin(ctx context.Context, id Identity) bool {
 }
 
 // queueOffline hands the message to Run for offline notifications without
-// delaying the sender's acknowledgement. When the queue is full it does the
-// work here rather than lose it.
-func (s *Service) queueOffline(ctx context.Context, m Message) {
-	if s.notifier == nil {
-		return
-	}
-	room, err := s.room(ctx, m.ChatRoomID)
-	if err != nil || len(room.Members) == 0 {
+// delaying the sender's acknowledgement. When the queue is full it starts a
+// goroutine rather than lose the work or block the writer.
+func (s *Service) queueOffline(m Message, members []string) {
+	if s.notifier == nil || len(members) == 0 {
 		return // no member list (open policy, unregistered room): nobody to notify
 	}
-	j := offlineJob{msg: m, members: room.Members}
+	j := offlineJob{msg: m, members: members}
 	select {
 	case s.offline <- j:
 	default:
-		s.notifyOffline(j)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.notifyOffline(j) }()
 	}
 }
 

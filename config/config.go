@@ -101,6 +101,7 @@ type Config struct {
 
 	LogLevel  slog.Level // LOG_LEVEL: debug, info, warn, error
 	LogFormat string     // LOG_FORMAT: json (default) or text
+	PprofAddr string     // PPROF_ADDR: serve net/http/pprof here (e.g. 127.0.0.1:6060); empty disables
 }
 
 // Load reads the configuration through getenv. It returns every problem it
@@ -164,6 +165,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
+		PprofAddr: l.str("PPROF_ADDR", ""),
 	}
 	c.MongoDB = l.str("MONGODB_DB", databaseFromURI(c.MongoURI))
 

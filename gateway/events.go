@@ -63,6 +63,12 @@ const handlerTimeout = 15 * time.Second
 // events), so one socket's slow store call never holds up another's.
 func (h *Hub) Serve(d SocketDeps) {
 	h.deps = d
+	h.handlers = map[string]handler{
+		"joinChat":    syncHandler(h.joinChat),
+		"leaveChat":   syncHandler(h.leaveChat),
+		"sendMessage": h.sendMessage,
+		"joinAsAdmin": syncHandler(h.joinAsAdmin),
+	}
 	nsp := h.io.Sockets()
 	nsp.Use(h.authenticate)
 	_ = nsp.On("connection", func(args ...any) {
@@ -137,13 +143,12 @@ func (h *Hub) onConnect(s *socket.Socket) {
 		})
 	}
 
-	h.on(s, sess, "joinChat", h.joinChat)
-	h.on(s, sess, "leaveChat", h.leaveChat)
-	h.on(s, sess, "sendMessage", h.sendMessage)
-	h.on(s, sess, "joinAsAdmin", h.joinAsAdmin)
+	// One listener per socket dispatches every event (a listener per event
+	// costs each idle socket memory in the library's emitter).
 	_ = s.OnAny(func(args ...any) {
 		name, _ := args[0].(string)
-		if knownEvents[name] {
+		if fn, ok := h.handlers[name]; ok {
+			h.handle(s, sess, name, fn, args[1:])
 			return
 		}
 		if ack := ackOf(args); ack != nil {
@@ -165,8 +170,6 @@ func (h *Hub) onConnect(s *socket.Socket) {
 	})
 }
 
-var knownEvents = map[string]bool{"joinChat": true, "leaveChat": true, "sendMessage": true, "joinAsAdmin": true}
-
 // announce tells a user's presence change to the admins and to the rooms the
 // user belongs to: the people who show it. (The seed told every connected
 // socket, which leaks who is online to everyone and costs O(users²).)
@@ -182,52 +185,65 @@ func (h *Hub) announce(ctx context.Context, userID, event string, payload map[st
 	_ = h.io.To(rooms...).Emit(event, payload)
 }
 
-// handler does one event's work and returns the fields of a successful ack.
-type handler func(ctx context.Context, s *socket.Socket, sess *session, p payload) (map[string]any, error)
+// handler does one event's work and calls reply exactly once, with the
+// fields of a successful ack or an error; it may do so after returning
+// (sendMessage replies when its batched write is acknowledged).
+type handler func(ctx context.Context, s *socket.Socket, sess *session, p payload, reply func(map[string]any, error))
 
-// on registers an event handler with what every event gets: the rate limit,
-// payload checks, an acknowledgement when the client asked for one, an
-// `error` event on failure, panic recovery, metrics, and shutdown tracking.
-func (h *Hub) on(s *socket.Socket, sess *session, event string, fn handler) {
-	_ = s.On(event, func(args ...any) {
-		ack := ackOf(args)
-		start := time.Now()
-		if !sess.limiter.allow() {
-			h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
-				Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
-			if sess.limiter.abusive() {
-				h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
-				closeAfterFlush(s, time.Second)
+// syncHandler is a handler that replies with what it returns.
+func syncHandler(fn func(ctx context.Context, s *socket.Socket, sess *session, p payload) (map[string]any, error)) handler {
+	return func(ctx context.Context, s *socket.Socket, sess *session, p payload, reply func(map[string]any, error)) {
+		reply(fn(ctx, s, sess, p))
+	}
+}
+
+// handle runs one event's handler with what every event gets: the rate
+// limit, payload checks, an acknowledgement when the client asked for one,
+// an `error` event on failure, panic recovery, metrics, and shutdown tracking.
+func (h *Hub) handle(s *socket.Socket, sess *session, event string, fn handler, args []any) {
+	ack := ackOf(args)
+	start := time.Now()
+	if !sess.limiter.allow() {
+		h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
+			Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
+		if sess.limiter.abusive() {
+			h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
+			closeAfterFlush(s, time.Second)
+		}
+		return
+	}
+	if !h.track() {
+		h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeUnavailable, Message: "server shutting down; retry"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+	var once sync.Once
+	reply := func(res map[string]any, err error) {
+		once.Do(func() {
+			defer h.inflight.Done()
+			cancel()
+			h.deps.Metrics.event(event, err, time.Since(start))
+			if err != nil {
+				h.fail(s, sess, event, ack, err)
+				return
 			}
-			return
-		}
-		if !h.track() {
-			h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeUnavailable, Message: "server shutting down; retry"})
-			return
-		}
-		defer h.inflight.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				h.log.Error("event handler panic", "event", event, "user", sess.UserID, "panic", r, "stack", string(debug.Stack()))
-				h.fail(s, sess, event, ack, errors.New("panic"))
+			if ack != nil {
+				ack([]any{success(res)}, nil)
 			}
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
-		defer cancel()
-		p, err := payloadOf(args)
-		var res map[string]any
-		if err == nil {
-			res, err = fn(ctx, s, sess, p)
+		})
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("event handler panic", "event", event, "user", sess.UserID, "panic", r, "stack", string(debug.Stack()))
+			reply(nil, errors.New("panic"))
 		}
-		h.deps.Metrics.event(event, err, time.Since(start))
-		if err != nil {
-			h.fail(s, sess, event, ack, err)
-			return
-		}
-		if ack != nil {
-			ack([]any{success(res)}, nil)
-		}
-	})
+	}()
+	p, err := payloadOf(args)
+	if err != nil {
+		reply(nil, err)
+		return
+	}
+	fn(ctx, s, sess, p, reply)
 }
 
 // track counts an event in flight unless the server is closing.
@@ -340,32 +356,41 @@ func (h *Hub) leaveChat(_ context.Context, s *socket.Socket, _ *session, p paylo
 	return map[string]any{"chatRoomId": room}, nil
 }
 
-func (h *Hub) sendMessage(ctx context.Context, _ *socket.Socket, sess *session, p payload) (map[string]any, error) {
+func (h *Hub) sendMessage(ctx context.Context, _ *socket.Socket, sess *session, p payload, reply func(map[string]any, error)) {
+	in, err := sendInput(p)
+	if err != nil {
+		reply(nil, err)
+		return
+	}
+	h.deps.Chat.Send(ctx, sess.Identity, in, func(m chat.Message, err error) {
+		if err != nil {
+			reply(nil, err)
+			return
+		}
+		reply(map[string]any{"message": m}, nil)
+	})
+}
+
+func sendInput(p payload) (chat.SendInput, error) {
 	var in chat.SendInput
 	var err error
 	if in.ChatRoomID, err = p.str("chatRoomId", true); err != nil {
-		return nil, err
+		return in, err
 	}
 	if in.Text, err = p.str("message", true); err != nil {
-		return nil, err
+		return in, err
 	}
 	if in.Type, err = p.str("messageType", false); err != nil {
-		return nil, err
+		return in, err
 	}
 	if in.ClientMessageID, err = p.str("clientMessageId", false); err != nil {
-		return nil, err
+		return in, err
 	}
 	if in.ReplyTo, err = p.str("replyTo", false); err != nil {
-		return nil, err
+		return in, err
 	}
-	if in.Metadata, err = p.object("metadata"); err != nil {
-		return nil, err
-	}
-	m, err := h.deps.Chat.Send(ctx, sess.Identity, in)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"message": m}, nil
+	in.Metadata, err = p.object("metadata")
+	return in, err
 }
 
 func (h *Hub) joinAsAdmin(ctx context.Context, s *socket.Socket, sess *session, _ payload) (map[string]any, error) {

@@ -40,7 +40,8 @@ type Hub struct {
 	io  *socket.Server
 	log *slog.Logger
 
-	deps SocketDeps
+	deps     SocketDeps
+	handlers map[string]handler // client events by name
 
 	draining  chan struct{} // closed when shutdown starts: /readyz answers 503
 	drainOnce sync.Once
@@ -63,7 +64,8 @@ func NewHub(opts HubOptions, log *slog.Logger) *Hub {
 	o.SetPingInterval(opts.PingInterval)
 	o.SetPingTimeout(opts.PingTimeout)
 	o.SetMaxHttpBufferSize(opts.MaxPayloadBytes)
-	o.SetTransports(types.NewSet(socket.Polling, socket.WebSocket))
+	o.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, &wsBuilder{}))
+	o.SetAdapter(fastAdapterBuilder{})
 	o.SetAllowUpgrades(true)
 	o.SetCors(&types.Cors{
 		Origin:         append([]string(nil), opts.CORSOrigins...),

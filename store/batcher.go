@@ -31,28 +31,29 @@ type batcher struct {
 type insertReq struct {
 	ctx  context.Context
 	doc  messageDoc
-	done chan error
+	done func(error)
 }
 
 func newBatcher(d *DB, max int) *batcher {
 	return &batcher{d: d, max: max, in: make(chan *insertReq, 4*max), quit: make(chan struct{})}
 }
 
-// insert queues doc and waits for its outcome or ctx.
-func (b *batcher) insert(ctx context.Context, doc messageDoc) error {
-	r := &insertReq{ctx: ctx, doc: doc, done: make(chan error, 1)}
+// submit queues doc; done gets its outcome, on the batcher's goroutine.
+// It blocks only while the queue is full (backpressure on the sender).
+func (b *batcher) submit(ctx context.Context, doc messageDoc, done func(error)) {
+	r := &insertReq{ctx: ctx, doc: doc, done: done}
+	select {
+	case <-b.quit:
+		done(&commserver.Error{Code: commserver.CodeStorageUnavailable, Message: "the server is shutting down"})
+		return
+	default:
+	}
 	select {
 	case b.in <- r:
 	case <-b.quit:
-		return &commserver.Error{Code: commserver.CodeStorageUnavailable, Message: "the server is shutting down"}
+		done(&commserver.Error{Code: commserver.CodeStorageUnavailable, Message: "the server is shutting down"})
 	case <-ctx.Done():
-		return b.d.fail("queue message", ctx.Err())
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return b.d.fail("store message", ctx.Err())
+		done(b.d.fail("queue message", ctx.Err()))
 	}
 }
 
@@ -96,7 +97,7 @@ func (b *batcher) flush(batch []*insertReq) {
 	pending := make([]*insertReq, 0, len(batch))
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
-			r.done <- b.d.fail("store message", r.ctx.Err()) // its sender gave up: do not store it now
+			r.done(b.d.fail("store message", r.ctx.Err())) // its sender gave up: do not store it now
 			continue
 		}
 		pending = append(pending, r)
@@ -142,7 +143,7 @@ func (b *batcher) flush(batch []*insertReq) {
 			continue
 		}
 		for i, r := range pending {
-			r.done <- failed[i]
+			r.done(failed[i])
 		}
 		return
 	}

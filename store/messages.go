@@ -79,21 +79,30 @@ func (d messageDoc) message() chat.Message {
 }
 
 // InsertMessage stores m through the write batcher: concurrent senders share
-// one insertMany. It returns once the database acknowledged the write.
-func (d *DB) InsertMessage(ctx context.Context, m chat.Message) (chat.Message, bool, error) {
+// one insertMany. done runs once the database acknowledged the write, on the
+// batcher's goroutine and in submission order (see chat.Store).
+func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.Message, bool, error)) {
 	doc := newMessageDoc(m)
-	err := d.messages.insert(ctx, doc)
-	if err == nil {
-		return doc.message(), true, nil
-	}
-	if !errors.Is(err, errDuplicate) {
-		return chat.Message{}, false, err
-	}
-	// A duplicate key: either this client message id was used before (return
-	// the original), or a retried insert of ours had landed (it is stored).
+	d.messages.submit(ctx, doc, func(err error) {
+		switch {
+		case err == nil:
+			done(doc.message(), true, nil)
+		case !errors.Is(err, errDuplicate):
+			done(chat.Message{}, false, err)
+		default:
+			// Rare, and it needs a read: off the batcher's goroutine.
+			go func() { done(d.resolveDuplicate(ctx, doc)) }()
+		}
+	})
+}
+
+// resolveDuplicate handles a duplicate key: either this client message id
+// was used before (the original is returned), or a retried insert of ours
+// had landed (it is stored).
+func (d *DB) resolveDuplicate(ctx context.Context, doc messageDoc) (chat.Message, bool, error) {
 	var existing messageDoc
-	err = d.call(ctx, "find duplicate message", func(ctx context.Context) error {
-		filter := bson.M{"$or": bson.A{bson.M{"_id": doc.ID}}}
+	err := d.call(ctx, "find duplicate message", func(ctx context.Context) error {
+		filter := bson.M{"_id": doc.ID}
 		if doc.ClientMessageKey != "" {
 			filter = bson.M{"$or": bson.A{bson.M{"_id": doc.ID}, bson.M{"clientMessageKey": doc.ClientMessageKey}}}
 		}

@@ -37,6 +37,9 @@ const (
 	colUsers         = "users"
 )
 
+// embeddedPoolSize caps connections to the embedded store.
+const embeddedPoolSize = 8
+
 // Options configure Open.
 type Options struct {
 	URI       string        // MongoDB URI; empty starts the embedded store
@@ -92,6 +95,10 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 		SetServerSelectionTimeout(opts.Timeout).
 		SetConnectTimeout(opts.Timeout).
 		SetAppName("fitmate-commserver")
+	if d.embedded != nil {
+		// SQLite serialises writes: more connections only add goroutines and memory.
+		co.SetMaxPoolSize(embeddedPoolSize)
+	}
 	client, err := mongo.Connect(co)
 	if err != nil {
 		d.closeEmbedded()
