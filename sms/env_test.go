@@ -81,6 +81,7 @@ type recorder struct {
 	mu   sync.Mutex
 	msgs []sms.Message
 	err  error
+	echo bool // failures quote the body back, as a careless provider might
 }
 
 func (r *recorder) Send(_ context.Context, m sms.Message) (sms.Receipt, error) {
@@ -88,6 +89,11 @@ func (r *recorder) Send(_ context.Context, m sms.Message) (sms.Receipt, error) {
 	defer r.mu.Unlock()
 	r.msgs = append(r.msgs, m)
 	if r.err != nil {
+		if se, ok := r.err.(*sms.SendError); ok && r.echo {
+			c := *se
+			c.Message += " (body: " + m.Body + ")"
+			return sms.Receipt{}, &c
+		}
 		return sms.Receipt{}, r.err
 	}
 	return sms.Receipt{SID: fmt.Sprintf("SM%032d", len(r.msgs)), Status: sms.StatusQueued}, nil

@@ -325,6 +325,7 @@ func (s *Service) deliver(ctx context.Context, to Phone, tpl Template, body, red
 	if !errors.As(err, &se) {
 		se = &SendError{Unknown: true, Message: err.Error()}
 	}
+	se.Message = scrub(se.Message, secret)
 	msg := scrub(se.Error(), secret)
 	st := StatusFailed
 	if se.Unknown {

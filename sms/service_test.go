@@ -3,6 +3,7 @@ package sms_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -186,12 +187,24 @@ func TestServiceTwilioRefusals(t *testing.T) {
 	})
 	t.Run("OTP send fails: the code is in no error and no log", func(t *testing.T) {
 		f := newFixture(t, fixtureOpts{})
-		f.sent.err = &sms.SendError{HTTPStatus: 400, Code: 21408, Message: "Permission to send an SMS has not been enabled"}
-		err := f.svc.RequestOTP(ctx, num, ipA)
-		codeIs(t, err, commserver.CodeUpstream, "")
-		code := codeOf(t, f, 0)
-		if strings.Contains(err.Error(), code) || strings.Contains(f.logs(t, numE164)[0].ErrorMessage, code) {
-			t.Fatalf("the code leaked: %v", err)
+		// A provider echoing the text back is the worst case.
+		f.sent.echo = true
+		for i, se := range []*sms.SendError{
+			{HTTPStatus: 400, Code: 21408, Message: "Permission to send an SMS has not been enabled"},
+			{HTTPStatus: 400, Code: 21211, Permanent: true},
+			{HTTPStatus: 500, Unknown: true},
+		} {
+			f.sent.err = se
+			err := f.svc.RequestOTP(ctx, fmt.Sprintf("010-3000-000%d", i), ipA)
+			var ce *commserver.Error
+			if !errors.As(err, &ce) || ce.Code != commserver.CodeUpstream {
+				t.Fatalf("err = %v", err)
+			}
+			code := codeOf(t, f, i)
+			entry := f.logs(t, fmt.Sprintf("+82103000000%d", i))[0]
+			if strings.Contains(err.Error(), code) || strings.Contains(ce.Message, code) || strings.Contains(entry.ErrorMessage, code) {
+				t.Fatalf("the code leaked: %v / %q", err, entry.ErrorMessage)
+			}
 		}
 	})
 }
