@@ -6,13 +6,17 @@ package config
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/hmac"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +82,23 @@ type Config struct {
 	AppURL                    string // APP_URL: the app's address in SMS texts
 	PublicURL                 string // PUBLIC_URL: this server's public address (Twilio signatures)
 
+	// SMS and phone verification limits (see README.md).
+	TwilioTimeout        time.Duration  // TWILIO_TIMEOUT: longest wait for one Twilio request
+	TwilioMaxRetries     int            // TWILIO_MAX_RETRIES: retries of Twilio's 429 (only that is retried)
+	SMSNumberDailyLimit  int            // SMS_NUMBER_DAILY_LIMIT: texts per number per 24h, codes excluded
+	SMSNotifyHourlyLimit int            // SMS_NOTIFICATION_HOURLY_LIMIT: offline-notification texts per number per hour
+	SMSRedisPrefix       string         // SMS_REDIS_PREFIX: prefix of the SMS keys in Redis
+	OTPPepper            []byte         // OTP_PEPPER, else derived from JWT_SECRET: keys the codes' hashes
+	OTPTTL               time.Duration  // OTP_TTL: a code's lifetime
+	OTPMaxAttempts       int            // OTP_MAX_ATTEMPTS: wrong answers that burn a code
+	OTPResendCooldown    time.Duration  // OTP_RESEND_COOLDOWN: least time between two codes to a number
+	OTPDailyLimit        int            // OTP_DAILY_LIMIT: codes per number per 24h
+	OTPIPRequests        int            // OTP_IP_REQUESTS: code requests per client IP per OTP_IP_WINDOW
+	OTPIPVerifies        int            // OTP_IP_VERIFIES: code checks per client IP per OTP_IP_WINDOW
+	OTPIPWindow          time.Duration  // OTP_IP_WINDOW
+	OTPGlobalHourlyLimit int            // OTP_GLOBAL_HOURLY_LIMIT: codes per hour across all numbers (0: no cap)
+	TrustedProxies       []netip.Prefix // TRUSTED_PROXIES: whose X-Forwarded-For names the client
+
 	LogLevel  slog.Level // LOG_LEVEL: debug, info, warn, error
 	LogFormat string     // LOG_FORMAT: json (default) or text
 	PprofAddr string     // PPROF_ADDR: serve net/http/pprof here (e.g. 127.0.0.1:6060); empty disables
@@ -125,7 +146,22 @@ func Load(getenv func(string) string) (Config, error) {
 		SMSAllowedCountries:       l.list("SMS_ALLOWED_COUNTRIES", "KR"),
 		SMSDefaultRegion:          strings.ToUpper(l.str("SMS_DEFAULT_REGION", "KR")),
 		AppURL:                    l.str("APP_URL", ""),
-		PublicURL:                 l.str("PUBLIC_URL", ""),
+		PublicURL:                 strings.TrimRight(l.str("PUBLIC_URL", ""), "/"),
+
+		TwilioTimeout:        l.duration("TWILIO_TIMEOUT", 10*time.Second),
+		TwilioMaxRetries:     l.intIn("TWILIO_MAX_RETRIES", 3, 0, 10),
+		SMSNumberDailyLimit:  l.intIn("SMS_NUMBER_DAILY_LIMIT", 20, 1, 1_000_000),
+		SMSNotifyHourlyLimit: l.intIn("SMS_NOTIFICATION_HOURLY_LIMIT", 3, 1, 1_000_000),
+		SMSRedisPrefix:       l.str("SMS_REDIS_PREFIX", "fitmate:sms:"),
+		OTPTTL:               l.duration("OTP_TTL", 5*time.Minute),
+		OTPMaxAttempts:       l.intIn("OTP_MAX_ATTEMPTS", 5, 1, 20),
+		OTPResendCooldown:    l.duration("OTP_RESEND_COOLDOWN", time.Minute),
+		OTPDailyLimit:        l.intIn("OTP_DAILY_LIMIT", 10, 1, 1000),
+		OTPIPRequests:        l.intIn("OTP_IP_REQUESTS", 20, 1, 1_000_000),
+		OTPIPVerifies:        l.intIn("OTP_IP_VERIFIES", 60, 1, 1_000_000),
+		OTPIPWindow:          l.duration("OTP_IP_WINDOW", 10*time.Minute),
+		OTPGlobalHourlyLimit: l.intIn("OTP_GLOBAL_HOURLY_LIMIT", 1000, 0, 100_000_000),
+		TrustedProxies:       l.prefixes("TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
 
 		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
@@ -158,6 +194,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		l.fail("REDIS_URL must start with redis:// or rediss://")
 	}
+	l.checkSMS(&c)
 	if c.PingTimeout <= 0 || c.PingInterval <= 0 {
 		l.fail("SOCKET_PING_INTERVAL and SOCKET_PING_TIMEOUT must be positive")
 	}
@@ -171,6 +208,54 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(l.problems, "; "))
 	}
 	return c, nil
+}
+
+// Patterns of Twilio's SIDs: a typo is caught at start, not at the first send.
+var (
+	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	serviceSIDPattern = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
+)
+
+// otpPepperLabel separates the pepper derived from JWT_SECRET from any other use of it.
+const otpPepperLabel = "fitmate-commserver/otp-pepper/v1"
+
+// checkSMS validates the SMS settings and derives the OTP pepper.
+func (l *loader) checkSMS(c *Config) {
+	if c.TwilioAccountSID != "" && !accountSIDPattern.MatchString(c.TwilioAccountSID) {
+		l.fail("TWILIO_ACCOUNT_SID must be AC followed by 32 hexadecimal digits")
+	}
+	if c.TwilioMessagingServiceSID != "" && !serviceSIDPattern.MatchString(c.TwilioMessagingServiceSID) {
+		l.fail("TWILIO_MESSAGING_SERVICE_SID must be MG followed by 32 hexadecimal digits")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			l.fail("PUBLIC_URL=%q: want this server's public http(s) URL, such as https://comm.example.com", c.PublicURL)
+		}
+	}
+	if len(c.SMSAllowedCountries) == 0 {
+		l.fail("SMS_ALLOWED_COUNTRIES must list at least one country (ISO 3166 code such as KR)")
+	}
+	if c.TwilioTimeout <= 0 {
+		l.fail("TWILIO_TIMEOUT must be positive")
+	}
+	if c.OTPTTL < 10*time.Second || c.OTPTTL > time.Hour {
+		l.fail("OTP_TTL=%s: want from 10s to 1h", c.OTPTTL)
+	}
+	if c.OTPResendCooldown <= 0 || c.OTPIPWindow <= 0 {
+		l.fail("OTP_RESEND_COOLDOWN and OTP_IP_WINDOW must be positive")
+	}
+	switch p := l.getenv("OTP_PEPPER"); {
+	case p != "" && len(p) < 32:
+		l.fail("OTP_PEPPER is %d bytes; at least 32 are required", len(p))
+	case p != "":
+		c.OTPPepper = []byte(p)
+	case c.JWTSecret != nil:
+		m := hmac.New(sha256.New, c.JWTSecret)
+		m.Write([]byte(otpPepperLabel))
+		c.OTPPepper = m.Sum(nil)
+	case c.RedisURL != "":
+		l.fail("OTP_PEPPER is required when REDIS_URL is set and JWT_SECRET is not: every instance must hash codes alike")
+	}
 }
 
 // Addr is the address the server listens on.
@@ -208,6 +293,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chat_room_policy", c.ChatRoomPolicy),
 		slog.String("sms_sender", c.SMSSender),
 		slog.Bool("twilio_credentials_set", c.TwilioAccountSID != "" && c.TwilioAuthToken != ""),
+		slog.Any("sms_allowed_countries", c.SMSAllowedCountries),
+		slog.String("public_url", c.PublicURL),
+		slog.Int("trusted_proxies", len(c.TrustedProxies)),
 	)
 }
 
@@ -356,6 +444,27 @@ func (l *loader) url(name, def string) string {
 		return def
 	}
 	return v
+}
+
+// prefixes reads a comma-separated list of CIDR prefixes or single addresses.
+func (l *loader) prefixes(name, def string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range strings.Split(l.str(name, def), ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if pr, err := netip.ParsePrefix(p); err == nil {
+			out = append(out, pr.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(p); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		l.fail("%s: %q is neither an address nor a CIDR prefix", name, p)
+	}
+	return out
 }
 
 func (l *loader) origins(name, def string) []string {

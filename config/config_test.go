@@ -147,3 +147,111 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadSMSDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{"JWT_SECRET": secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OTPTTL != 5*time.Minute || c.OTPMaxAttempts != 5 || c.OTPResendCooldown != time.Minute ||
+		c.OTPDailyLimit != 10 || c.OTPIPRequests != 20 || c.OTPIPVerifies != 60 || c.OTPIPWindow != 10*time.Minute ||
+		c.OTPGlobalHourlyLimit != 1000 || c.SMSNumberDailyLimit != 20 || c.SMSNotifyHourlyLimit != 3 ||
+		c.TwilioTimeout != 10*time.Second || c.TwilioMaxRetries != 3 || c.SMSRedisPrefix != "fitmate:sms:" ||
+		c.SMSSender != "twilio" || strings.Join(c.SMSAllowedCountries, ",") != "KR" {
+		t.Fatalf("SMS defaults: %+v", c)
+	}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "127.0.0.0/8" || c.TrustedProxies[1].String() != "::1/128" {
+		t.Fatalf("TRUSTED_PROXIES default: %v", c.TrustedProxies)
+	}
+	// The pepper is derived from JWT_SECRET: the same on every instance, not the secret itself.
+	again, _ := Load(env(map[string]string{"JWT_SECRET": secret}))
+	if len(c.OTPPepper) != 32 || string(c.OTPPepper) != string(again.OTPPepper) || string(c.OTPPepper) == secret {
+		t.Fatalf("derived pepper %x", c.OTPPepper)
+	}
+	other, _ := Load(env(map[string]string{"JWT_SECRET": secret[1:] + "x"}))
+	if string(other.OTPPepper) == string(c.OTPPepper) {
+		t.Fatal("two secrets derive one pepper")
+	}
+}
+
+func TestLoadSMSTable(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pepper := "otp-pepper-0123456789abcdef012345"
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(*testing.T, Config)
+	}{
+		{"explicit pepper", map[string]string{"JWT_SECRET": secret, "OTP_PEPPER": pepper}, "", func(t *testing.T, c Config) {
+			if string(c.OTPPepper) != pepper {
+				t.Errorf("pepper %q", c.OTPPepper)
+			}
+		}},
+		{"short pepper", map[string]string{"JWT_SECRET": secret, "OTP_PEPPER": "short"}, "OTP_PEPPER is 5 bytes", nil},
+		{"Redis with neither pepper nor secret", map[string]string{"JWT_PUBLIC_KEY": pemOf(t, &ecKey.PublicKey),
+			"REDIS_URL": "redis://127.0.0.1:6379"}, "OTP_PEPPER is required", nil},
+		{"no Redis, no secret: no pepper needed", map[string]string{"JWT_PUBLIC_KEY": pemOf(t, &ecKey.PublicKey)}, "", func(t *testing.T, c Config) {
+			if c.OTPPepper != nil {
+				t.Errorf("pepper %x", c.OTPPepper)
+			}
+		}},
+		{"account SID typo", map[string]string{"JWT_SECRET": secret, "TWILIO_ACCOUNT_SID": "AC123"}, "TWILIO_ACCOUNT_SID must be", nil},
+		{"messaging service SID typo", map[string]string{"JWT_SECRET": secret, "TWILIO_MESSAGING_SERVICE_SID": "PN0123456789abcdef0123456789abcdef"}, "TWILIO_MESSAGING_SERVICE_SID must be", nil},
+		{"public URL", map[string]string{"JWT_SECRET": secret, "PUBLIC_URL": "https://comm.example.com/"}, "", func(t *testing.T, c Config) {
+			if c.PublicURL != "https://comm.example.com" {
+				t.Errorf("PUBLIC_URL %q", c.PublicURL)
+			}
+		}},
+		{"public URL without scheme", map[string]string{"JWT_SECRET": secret, "PUBLIC_URL": "comm.example.com"}, "PUBLIC_URL=", nil},
+		{"trusted proxies", map[string]string{"JWT_SECRET": secret, "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7 ,fd00::/8"}, "", func(t *testing.T, c Config) {
+			var got []string
+			for _, p := range c.TrustedProxies {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, "|") != "10.0.0.0/8|192.168.1.7/32|fd00::/8" {
+				t.Errorf("proxies %v", got)
+			}
+		}},
+		{"bad trusted proxy", map[string]string{"JWT_SECRET": secret, "TRUSTED_PROXIES": "nginx"}, `"nginx" is neither`, nil},
+		{"OTP TTL too short", map[string]string{"JWT_SECRET": secret, "OTP_TTL": "1s"}, "OTP_TTL=1s", nil},
+		{"countries", map[string]string{"JWT_SECRET": secret, "SMS_ALLOWED_COUNTRIES": "kr, jp"}, "", func(t *testing.T, c Config) {
+			if strings.Join(c.SMSAllowedCountries, ",") != "KR,JP" {
+				t.Errorf("countries %v", c.SMSAllowedCountries)
+			}
+		}},
+		{"no global OTP cap", map[string]string{"JWT_SECRET": secret, "OTP_GLOBAL_HOURLY_LIMIT": "0"}, "", func(t *testing.T, c Config) {
+			if c.OTPGlobalHourlyLimit != 0 {
+				t.Errorf("cap %d", c.OTPGlobalHourlyLimit)
+			}
+		}},
+		{"sender", map[string]string{"JWT_SECRET": secret, "SMS_SENDER": "carrier-pigeon"}, "SMS_SENDER=", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestOTPPepperNeverPrinted(t *testing.T) {
+	pepper := "otp-pepper-0123456789abcdef012345"
+	c, err := Load(env(map[string]string{"JWT_SECRET": secret, "OTP_PEPPER": pepper,
+		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "twilio-token-xyz"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := c.String(); strings.Contains(out, pepper) || strings.Contains(out, "twilio-token-xyz") {
+		t.Fatalf("printed config holds a secret: %s", out)
+	}
+}

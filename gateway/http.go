@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/sms"
 	"github.com/gin-gonic/gin"
 )
 
@@ -30,6 +32,11 @@ type HTTPDeps struct {
 	Ready         func(ctx context.Context) error // nil when ready; called by /readyz
 	Metrics       *Metrics
 	Log           *slog.Logger
+
+	// SMS sends texts and runs phone verification. TrustedProxies are the
+	// proxies (Nginx) whose X-Forwarded-For names the client, for its limits.
+	SMS            *sms.Service
+	TrustedProxies []netip.Prefix
 }
 
 // api is the REST surface's handlers and what they share.
@@ -124,6 +131,7 @@ var statusOf = map[commserver.Code]int{
 	commserver.CodeUnavailable:        http.StatusServiceUnavailable,
 	commserver.CodeUpstream:           http.StatusBadGateway,
 	commserver.CodeInternal:           http.StatusInternalServerError,
+	sms.CodeCountryNotAllowed:         http.StatusBadRequest,
 }
 
 // HTTPStatus is the status a code answers with.

@@ -35,6 +35,15 @@ func (a *api) routes() http.Handler {
 	r.DELETE("/chat/messages/:messageId", a.user, a.deleteMessage)
 	r.GET("/chat/users", a.user, a.chatUsers)
 
+	// sms
+	r.POST("/sms/send", a.service, a.smsSend)
+	r.POST("/sms/workout-reminder", a.service, a.smsWorkoutReminder)
+	r.POST("/sms/workout-recommendation", a.service, a.smsWorkoutRecommendation)
+	r.GET("/sms/statistics", a.service, a.smsStatistics)
+	r.POST("/sms/request-otp", a.smsRequestOTP)         // public, rate-limited
+	r.POST("/sms/verify-otp", a.smsVerifyOTP)           // public, rate-limited
+	r.POST("/sms/status-callback", a.smsStatusCallback) // Twilio, X-Twilio-Signature checked
+
 	return r
 }
 

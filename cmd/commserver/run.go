@@ -17,6 +17,7 @@ import (
 	"github.com/fitmate/commserver/gateway"
 	"github.com/fitmate/commserver/presence"
 	"github.com/fitmate/commserver/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // run wires the server and serves until ctx is canceled, then shuts down
@@ -53,6 +54,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}()
 
+	// Redis (REDIS_URL), shared by everything that needs it; nil runs as a single instance.
+	var rdb redis.UniversalClient
+	if cfg.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opt)
+		defer rdb.Close()
+	}
+	smsSvc, err := newSMS(cfg, db, rdb, log)
+	if err != nil {
+		return err
+	}
+
 	metrics := gateway.NewMetrics()
 	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
@@ -66,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		EventsPerMinute: cfg.EventsPerMinute, EventBurst: cfg.EventBurst, Metrics: metrics})
 	handler := gateway.NewHandler(gateway.HTTPDeps{Hub: hub, Verifier: verifier, ServiceAPIKey: cfg.ServiceAPIKey,
 		CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxPayloadBytes, Chat: chatSvc, Metrics: metrics, Log: log,
-		Ready: db.Ping})
+		Ready: db.Ping, SMS: smsSvc, TrustedProxies: cfg.TrustedProxies})
 
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
