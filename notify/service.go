@@ -97,11 +97,12 @@ const (
 
 // Background work limits.
 const (
-	backgroundTimeout = 10 * time.Second // one recount and push, or one offline hand-off
-	expiryHorizon     = 24 * time.Hour   // expiries further away are left to the cleanup job
-	maxWatched        = 100_000          // expiries watched at once
-	userStateKeep     = time.Minute      // how long a user's change time is remembered
-	maxUserStates     = 4096             // states kept before old ones are pruned
+	backgroundTimeout = 10 * time.Second       // one recount and push, or one offline hand-off
+	expiryHorizon     = 24 * time.Hour         // expiries further away are left to the cleanup job
+	maxWatched        = 100_000                // expiries watched at once
+	maxRecountPause   = 250 * time.Millisecond // longest pause between two counts of one user
+	userStateKeep     = time.Minute            // how long a user's change time is remembered
+	maxUserStates     = 4096                   // states kept before old ones are pruned
 )
 
 // Options are the service's settings.
@@ -516,6 +517,11 @@ func (s *Service) pushUnread(userID string) {
 
 func (s *Service) recount(userID string) {
 	for {
+		s.mu.Lock()
+		s.users[userID].dirty = false
+		s.mu.Unlock()
+
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
 		n, err := s.store.CountUnread(ctx, userID, s.now())
 		if err == nil {
@@ -525,16 +531,20 @@ func (s *Service) recount(userID string) {
 		if err != nil {
 			s.log.Warn("push unread count", "user", userID, "err", err)
 		}
+		took := time.Since(start)
+
 		s.mu.Lock()
 		st := s.users[userID]
-		if st.dirty {
-			st.dirty = false
+		if !st.dirty {
+			st.running = false
 			s.mu.Unlock()
-			continue
+			return
 		}
-		st.running = false
 		s.mu.Unlock()
-		return
+		// Changed meanwhile: count again, after a pause as long as the count
+		// took, so that a burst for one user costs the store at most half
+		// its time in counts (a count is a scan on the embedded store).
+		time.Sleep(min(took, maxRecountPause))
 	}
 }
 
