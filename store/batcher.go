@@ -14,7 +14,8 @@ import (
 // errDuplicate is a duplicate-key answer for one document of a batch.
 var errDuplicate = errors.New("duplicate key")
 
-// batcher stores chat messages in batches: each waiting insert joins the next
+// batcher stores documents of one collection (chat messages, notifications)
+// in batches: each waiting insert joins the next
 // insertMany, so N concurrent senders cost one round trip instead of N. A
 // caller returns only after its own document was acknowledged.
 //
@@ -22,6 +23,7 @@ var errDuplicate = errors.New("duplicate key")
 // an answer is retried safely: a duplicate _id on retry means it had landed.
 type batcher struct {
 	d    *DB
+	col  string
 	max  int
 	in   chan *insertReq
 	quit chan struct{}
@@ -30,16 +32,16 @@ type batcher struct {
 
 type insertReq struct {
 	ctx  context.Context
-	doc  messageDoc
+	doc  any
 	done chan error
 }
 
-func newBatcher(d *DB, max int) *batcher {
-	return &batcher{d: d, max: max, in: make(chan *insertReq, 4*max), quit: make(chan struct{})}
+func newBatcher(d *DB, col string, max int) *batcher {
+	return &batcher{d: d, col: col, max: max, in: make(chan *insertReq, 4*max), quit: make(chan struct{})}
 }
 
 // insert queues doc and waits for its outcome or ctx.
-func (b *batcher) insert(ctx context.Context, doc messageDoc) error {
+func (b *batcher) insert(ctx context.Context, doc any) error {
 	r := &insertReq{ctx: ctx, doc: doc, done: make(chan error, 1)}
 	select {
 	case b.in <- r:
@@ -109,7 +111,7 @@ func (b *batcher) flush(batch []*insertReq) {
 		for i, r := range pending {
 			docs[i] = r.doc
 		}
-		_, err := b.d.db.Collection(colMessages).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		_, err := b.d.db.Collection(b.col).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 		cancel()
 		retry := pending[:0:0]
 		failed := map[int]error{}
@@ -135,7 +137,7 @@ func (b *batcher) flush(batch []*insertReq) {
 			}
 		}
 		if len(retry) > 0 {
-			b.d.log.Warn("store: message insert failed; retrying", "messages", len(retry), "err", err)
+			b.d.log.Warn("store: insert failed; retrying", "collection", b.col, "documents", len(retry), "err", err)
 			time.Sleep(wait)
 			wait *= 2
 			pending = retry

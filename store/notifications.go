@@ -187,10 +187,20 @@ func (d *DB) InsertNotifications(ctx context.Context, ns []notify.Notification) 
 		docs[i] = doc
 		out[i] = doc.notification()
 	}
-	err := d.call(ctx, "insert notifications", func(ctx context.Context) error {
-		_, err := d.db.Collection(colNotifications).InsertMany(ctx, docs)
-		return err
-	})
+	var err error
+	if len(docs) == 1 {
+		// Concurrent creates share one insertMany (one transaction on the
+		// embedded store, whose writers otherwise contend for its lock). A
+		// duplicate _id means a retried batch had landed: ours is stored.
+		if err = d.notifications.insert(ctx, docs[0]); errors.Is(err, errDuplicate) {
+			err = nil
+		}
+	} else {
+		err = d.call(ctx, "insert notifications", func(ctx context.Context) error {
+			_, err := d.db.Collection(colNotifications).InsertMany(ctx, docs)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
