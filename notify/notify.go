@@ -70,11 +70,6 @@ type Notification struct {
 	Priority  string
 }
 
-// Expired reports whether the notification is gone for its user at now.
-func (n Notification) Expired(now time.Time) bool {
-	return n.ExpiresAt != nil && !n.ExpiresAt.After(now)
-}
-
 // jsTime is a time written as JavaScript's Date.prototype.toJSON writes it
 // (what Mongoose's toJSON gave the app): UTC with exactly three decimals.
 type jsTime time.Time

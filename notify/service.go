@@ -50,13 +50,16 @@ type Store interface {
 }
 
 // Publisher delivers an event to every socket of a user, on every instance
-// (implemented by the gateway's hub).
+// (implemented by the gateway's hub). A user with no socket is not an error.
+// An error means the event may not have reached the user's sockets; the
+// notification is stored either way, so the service logs it and goes on.
 type Publisher interface {
 	PublishUser(ctx context.Context, userID, event string, payload any) error
 }
 
 // OnlineChecker tells which users have at least one socket anywhere
-// (implemented by package presence).
+// (implemented by package presence). On error the service treats the user
+// as offline: an urgent notification missed costs more than one SMS too many.
 type OnlineChecker interface {
 	Online(ctx context.Context, userIDs []string) (map[string]bool, error)
 }
@@ -64,7 +67,9 @@ type OnlineChecker interface {
 // OfflineChannel reaches a user who has no socket open, outside the app (SMS).
 // It is handed only high and urgent notifications of users whose users
 // document opts in to SMS and has a phone number. Its signature uses only
-// the standard library, so the SMS package implements it without importing notify.
+// the standard library, so the SMS package implements it without importing
+// notify. An error means the user was not reached; the service logs it (the
+// notification stays stored and unread).
 type OfflineChannel interface {
 	SendOffline(ctx context.Context, userID, phoneNumber, title, body string) error
 }

@@ -123,11 +123,11 @@ func (b *batcher) flush(batch []*insertReq) {
 				if we.HasErrorCode(11000) {
 					failed[we.Index] = errDuplicate
 				} else {
-					failed[we.Index] = b.d.fail("insert messages", we)
+					failed[we.Index] = b.d.fail("insert into "+b.col, we)
 				}
 			}
 		default:
-			mapped := b.d.fail("insert messages", err)
+			mapped := b.d.fail("insert into "+b.col, err)
 			if errors.Is(mapped, commserver.ErrStorageUnavailable) && time.Now().Add(wait).Before(deadline) {
 				retry = pending
 			} else {
