@@ -18,6 +18,7 @@ import (
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
 	"github.com/fitmate/commserver/sms"
+	"github.com/fitmate/commserver/notify"
 	"github.com/gin-gonic/gin"
 )
 
@@ -29,6 +30,7 @@ type HTTPDeps struct {
 	CORSOrigins   []string
 	MaxBodyBytes  int64
 	Chat          *chat.Service
+	Notify        *notify.Service
 	Ready         func(ctx context.Context) error // nil when ready; called by /readyz
 	Metrics       *Metrics
 	Log           *slog.Logger

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/notify"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -52,7 +53,8 @@ type Hub struct {
 }
 
 var (
-	_ chat.Publisher = (*Hub)(nil)
+	_ chat.Publisher   = (*Hub)(nil)
+	_ notify.Publisher = (*Hub)(nil)
 )
 
 // NewHub builds the Socket.IO server: both transports (polling with upgrade,

@@ -44,6 +44,17 @@ func (a *api) routes() http.Handler {
 	r.POST("/sms/verify-otp", a.smsVerifyOTP)           // public, rate-limited
 	r.POST("/sms/status-callback", a.smsStatusCallback) // Twilio, X-Twilio-Signature checked
 
+	// notifications
+	r.GET("/notifications", a.user, a.listNotifications)
+	r.GET("/notifications/unread-count", a.user, a.unreadNotificationCount)
+	r.PATCH("/notifications/read-all", a.user, a.markAllNotificationsRead)
+	r.PATCH("/notifications/:id/read", a.user, a.markNotificationRead)
+	r.DELETE("/notifications/:id", a.user, a.deleteNotification)
+	r.POST("/notifications", a.service, a.createNotification)
+	r.POST("/notifications/workout-completed", a.service, a.workoutCompletedNotification)
+	r.POST("/notifications/goal-achieved", a.service, a.goalAchievedNotification)
+	r.POST("/notifications/workout-reminder", a.service, a.workoutReminderNotification)
+
 	return r
 }
 

@@ -14,14 +14,16 @@ import (
 // errDuplicate is a duplicate-key answer for one document of a batch.
 var errDuplicate = errors.New("duplicate key")
 
-// batcher stores chat messages in batches: each waiting insert joins the next
-// insertMany, so N concurrent senders cost one round trip instead of N. A
-// caller returns only after its own document was acknowledged.
+// batcher stores documents of one collection (chat messages, notifications)
+// in batches: each waiting insert joins the next insertMany, so N concurrent
+// writers cost one round trip instead of N. A caller hears of its document
+// only after it was acknowledged, in the order documents were submitted.
 //
 // Documents carry their _id from the start, so a batch that failed for want of
 // an answer is retried safely: a duplicate _id on retry means it had landed.
 type batcher struct {
 	d    *DB
+	col  string
 	max  int
 	in   chan *insertReq
 	quit chan struct{}
@@ -30,17 +32,29 @@ type batcher struct {
 
 type insertReq struct {
 	ctx  context.Context
-	doc  messageDoc
+	doc  any
 	done func(error)
 }
 
-func newBatcher(d *DB, max int) *batcher {
-	return &batcher{d: d, max: max, in: make(chan *insertReq, 4*max), quit: make(chan struct{})}
+func newBatcher(d *DB, col string, max int) *batcher {
+	return &batcher{d: d, col: col, max: max, in: make(chan *insertReq, 4*max), quit: make(chan struct{})}
 }
 
-// submit queues doc; done gets its outcome, on the batcher's goroutine.
-// It blocks only while the queue is full (backpressure on the sender).
-func (b *batcher) submit(ctx context.Context, doc messageDoc, done func(error)) {
+// insert queues doc and waits for its outcome or ctx.
+func (b *batcher) insert(ctx context.Context, doc any) error {
+	ch := make(chan error, 1)
+	b.submit(ctx, doc, func(err error) { ch <- err })
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return b.d.fail("store "+b.col, ctx.Err())
+	}
+}
+
+// submit queues doc; done gets its outcome, on the batcher's goroutine, in
+// submission order. It blocks only while the queue is full (backpressure).
+func (b *batcher) submit(ctx context.Context, doc any, done func(error)) {
 	r := &insertReq{ctx: ctx, doc: doc, done: done}
 	select {
 	case <-b.quit:
@@ -110,7 +124,7 @@ func (b *batcher) flush(batch []*insertReq) {
 		for i, r := range pending {
 			docs[i] = r.doc
 		}
-		_, err := b.d.db.Collection(colMessages).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		_, err := b.d.db.Collection(b.col).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 		cancel()
 		retry := pending[:0:0]
 		failed := map[int]error{}
@@ -122,11 +136,11 @@ func (b *batcher) flush(batch []*insertReq) {
 				if we.HasErrorCode(11000) {
 					failed[we.Index] = errDuplicate
 				} else {
-					failed[we.Index] = b.d.fail("insert messages", we)
+					failed[we.Index] = b.d.fail("insert into "+b.col, we)
 				}
 			}
 		default:
-			mapped := b.d.fail("insert messages", err)
+			mapped := b.d.fail("insert into "+b.col, err)
 			if errors.Is(mapped, commserver.ErrStorageUnavailable) && time.Now().Add(wait).Before(deadline) {
 				retry = pending
 			} else {
@@ -136,7 +150,7 @@ func (b *batcher) flush(batch []*insertReq) {
 			}
 		}
 		if len(retry) > 0 {
-			b.d.log.Warn("store: message insert failed; retrying", "messages", len(retry), "err", err)
+			b.d.log.Warn("store: insert failed; retrying", "collection", b.col, "documents", len(retry), "err", err)
 			time.Sleep(wait)
 			wait *= 2
 			pending = retry

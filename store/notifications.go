@@ -2,10 +2,158 @@ package store
 
 import (
 	"context"
+	"errors"
+	"math"
+	"slices"
 	"time"
 
+	commserver "github.com/fitmate/commserver"
+	"github.com/fitmate/commserver/notify"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
+
+var _ notify.Store = (*DB)(nil)
+
+// notificationDoc is a document of notifications, as Mongoose's Notification
+// model wrote it (timestamps: true, so updatedAt too, and __v).
+type notificationDoc struct {
+	ID        bson.ObjectID `bson:"_id"`
+	UserID    any           `bson:"userId"`
+	Title     string        `bson:"title"`
+	Message   string        `bson:"message"`
+	Type      string        `bson:"type"`
+	Data      any           `bson:"data,omitempty"`
+	IsRead    bool          `bson:"isRead"`
+	ReadAt    *time.Time    `bson:"readAt,omitempty"`
+	CreatedAt time.Time     `bson:"createdAt"`
+	ExpiresAt *time.Time    `bson:"expiresAt,omitempty"`
+	Priority  string        `bson:"priority"`
+	UpdatedAt time.Time     `bson:"updatedAt"`
+	V         int32         `bson:"__v"`
+}
+
+func newNotificationDoc(n notify.Notification) notificationDoc {
+	d := notificationDoc{
+		ID: bson.NewObjectID(), UserID: idValue(n.UserID), Title: n.Title, Message: n.Message, Type: n.Type,
+		IsRead: n.IsRead, ReadAt: utcMillis(n.ReadAt), CreatedAt: n.CreatedAt.UTC().Truncate(time.Millisecond),
+		ExpiresAt: utcMillis(n.ExpiresAt), Priority: n.Priority, UpdatedAt: n.UpdatedAt.UTC().Truncate(time.Millisecond),
+	}
+	if n.Data != nil {
+		d.Data = bsonValue(n.Data)
+	}
+	return d
+}
+
+func utcMillis(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Millisecond)
+	return &u
+}
+
+func (d notificationDoc) notification() notify.Notification {
+	n := notify.Notification{
+		ID: d.ID.Hex(), UserID: idString(d.UserID), Title: d.Title, Message: d.Message, Type: d.Type,
+		IsRead: d.IsRead, ReadAt: utcMillis(d.ReadAt), CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		ExpiresAt: utcMillis(d.ExpiresAt), Priority: d.Priority,
+	}
+	if m, ok := plainValue(d.Data).(map[string]any); ok {
+		n.Data = m
+	}
+	if n.Priority == "" {
+		n.Priority = notify.PriorityNormal // Mongoose's default
+	}
+	if n.UpdatedAt.IsZero() {
+		n.UpdatedAt = n.CreatedAt
+	}
+	return n
+}
+
+// bsonValue turns decoded JSON into what Node's BSON serializer would have
+// stored for the same JavaScript value: objects keep their keys (sorted here,
+// as Go maps have no order), and whole numbers that fit 32 bits are int32.
+func bsonValue(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		d := make(bson.D, len(keys))
+		for i, k := range keys {
+			d[i] = bson.E{Key: k, Value: bsonValue(t[k])}
+		}
+		return d
+	case []any:
+		a := make(bson.A, len(t))
+		for i, e := range t {
+			a[i] = bsonValue(e)
+		}
+		return a
+	case float64:
+		if t == math.Trunc(t) && t >= math.MinInt32 && t <= math.MaxInt32 && !(t == 0 && math.Signbit(t)) {
+			return int32(t)
+		}
+		return t
+	default:
+		return v
+	}
+}
+
+// jsDateFormat is how JavaScript's Date.prototype.toJSON writes a date.
+const jsDateFormat = "2006-01-02T15:04:05.000Z"
+
+// plainValue turns a decoded BSON value into plain JSON values, as
+// Mongoose's toJSON gave them to the app: documents become maps, ids hex
+// strings, dates ISO strings.
+func plainValue(v any) any {
+	switch t := v.(type) {
+	case bson.D:
+		m := make(map[string]any, len(t))
+		for _, e := range t {
+			m[e.Key] = plainValue(e.Value)
+		}
+		return m
+	case bson.M:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[k] = plainValue(e)
+		}
+		return m
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[k] = plainValue(e)
+		}
+		return m
+	case bson.A:
+		a := make([]any, len(t))
+		for i, e := range t {
+			a[i] = plainValue(e)
+		}
+		return a
+	case []any:
+		a := make([]any, len(t))
+		for i, e := range t {
+			a[i] = plainValue(e)
+		}
+		return a
+	case bson.ObjectID:
+		return t.Hex()
+	case bson.DateTime:
+		return t.Time().UTC().Format(jsDateFormat)
+	case time.Time:
+		return t.UTC().Format(jsDateFormat)
+	case bson.Decimal128:
+		return t.String()
+	default:
+		return v
+	}
+}
 
 // unexpired selects notifications whose expiresAt is absent or in the
 // future: an expired notification is gone for its user whether or not the
@@ -18,10 +166,100 @@ func unexpired(now time.Time) bson.M {
 	}}
 }
 
-// UnreadCount counts the user's unread, unexpired notifications.
-func (d *DB) UnreadCount(ctx context.Context, userID string) (int64, error) {
-	filter := unexpired(time.Now())
-	filter["userId"] = idValue(userID)
+// ofUser selects the user's unexpired notifications.
+func ofUser(userID string, now time.Time) bson.M {
+	f := unexpired(now)
+	f["userId"] = idValue(userID)
+	return f
+}
+
+var notificationsNewestFirst = bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}
+
+// InsertNotifications stores ns in one insertMany and returns them with their ids.
+func (d *DB) InsertNotifications(ctx context.Context, ns []notify.Notification) ([]notify.Notification, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	docs := make([]any, len(ns))
+	out := make([]notify.Notification, len(ns))
+	for i, n := range ns {
+		doc := newNotificationDoc(n)
+		docs[i] = doc
+		out[i] = doc.notification()
+	}
+	var err error
+	if len(docs) == 1 {
+		// Concurrent creates share one insertMany (one transaction on the
+		// embedded store, whose writers otherwise contend for its lock). A
+		// duplicate _id means a retried batch had landed: ours is stored.
+		if err = d.notifications.insert(ctx, docs[0]); errors.Is(err, errDuplicate) {
+			err = nil
+		}
+	} else {
+		err = d.call(ctx, "insert notifications", func(ctx context.Context) error {
+			_, err := d.db.Collection(colNotifications).InsertMany(ctx, docs)
+			return err
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Notifications returns the user's unexpired notifications, newest first.
+func (d *DB) Notifications(ctx context.Context, userID string, now time.Time, skip, limit int) ([]notify.Notification, error) {
+	var docs []notificationDoc
+	err := d.call(ctx, "find notifications", func(ctx context.Context) error {
+		cur, err := d.db.Collection(colNotifications).Find(ctx, ofUser(userID, now),
+			options.Find().SetSort(notificationsNewestFirst).SetSkip(int64(skip)).SetLimit(int64(limit)))
+		if err != nil {
+			return err
+		}
+		return cur.All(ctx, &docs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]notify.Notification, len(docs))
+	for i, doc := range docs {
+		out[i] = doc.notification()
+	}
+	return out, nil
+}
+
+// CountNotifications counts the user's unexpired notifications and the
+// unread among them, in one pass ($group by isRead).
+func (d *DB) CountNotifications(ctx context.Context, userID string, now time.Time) (total, unread int64, err error) {
+	var rows []struct {
+		IsRead any   `bson:"_id"`
+		N      int64 `bson:"n"`
+	}
+	err = d.call(ctx, "count notifications", func(ctx context.Context) error {
+		cur, err := d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
+			{{Key: "$match", Value: ofUser(userID, now)}},
+			{{Key: "$group", Value: bson.M{"_id": "$isRead", "n": bson.M{"$sum": 1}}}},
+		})
+		if err != nil {
+			return err
+		}
+		return cur.All(ctx, &rows)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, r := range rows {
+		total += r.N
+		if r.IsRead == false {
+			unread += r.N
+		}
+	}
+	return total, unread, nil
+}
+
+// CountUnread counts the user's unread, unexpired notifications.
+func (d *DB) CountUnread(ctx context.Context, userID string, now time.Time) (int64, error) {
+	filter := ofUser(userID, now)
 	filter["isRead"] = false
 	var n int64
 	err := d.call(ctx, "count unread notifications", func(ctx context.Context) (err error) {
@@ -29,4 +267,162 @@ func (d *DB) UnreadCount(ctx context.Context, userID string) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// UnreadCount counts the user's unread, unexpired notifications now.
+func (d *DB) UnreadCount(ctx context.Context, userID string) (int64, error) {
+	return d.CountUnread(ctx, userID, time.Now())
+}
+
+func notificationNotFound(id string) error {
+	return &commserver.Error{Code: commserver.CodeNotFound, Field: "id", Message: "no notification " + id}
+}
+
+// MarkNotificationRead sets isRead and readAt on the user's notification, if it was unread.
+func (d *DB) MarkNotificationRead(ctx context.Context, userID, id string, now time.Time) (notify.Notification, bool, error) {
+	oid, err := objectID("id", id)
+	if err != nil {
+		return notify.Notification{}, false, err
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	filter := ofUser(userID, now)
+	filter["_id"] = oid
+	unread := ofUser(userID, now)
+	unread["_id"], unread["isRead"] = oid, false
+	var doc notificationDoc
+	err = d.call(ctx, "mark notification read", func(ctx context.Context) error {
+		return d.db.Collection(colNotifications).FindOneAndUpdate(ctx, unread,
+			bson.M{"$set": bson.M{"isRead": true, "readAt": now, "updatedAt": now}},
+			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	})
+	if err == nil {
+		return doc.notification(), true, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return notify.Notification{}, false, err
+	}
+	// Not unread: read already, or not the user's (or expired, or absent).
+	err = d.call(ctx, "find notification", func(ctx context.Context) error {
+		return d.db.Collection(colNotifications).FindOne(ctx, filter).Decode(&doc)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return notify.Notification{}, false, notificationNotFound(id)
+	}
+	if err != nil {
+		return notify.Notification{}, false, err
+	}
+	return doc.notification(), false, nil
+}
+
+// MarkAllNotificationsRead marks every unread, unexpired notification of the user read.
+func (d *DB) MarkAllNotificationsRead(ctx context.Context, userID string, now time.Time) (int64, error) {
+	now = now.UTC().Truncate(time.Millisecond)
+	filter := ofUser(userID, now)
+	filter["isRead"] = false
+	var n int64
+	err := d.call(ctx, "mark all notifications read", func(ctx context.Context) error {
+		res, err := d.db.Collection(colNotifications).UpdateMany(ctx, filter,
+			bson.M{"$set": bson.M{"isRead": true, "readAt": now, "updatedAt": now}})
+		if err == nil {
+			n = res.ModifiedCount
+		}
+		return err
+	})
+	return n, err
+}
+
+// DeleteNotification deletes the user's unexpired notification and returns it.
+func (d *DB) DeleteNotification(ctx context.Context, userID, id string, now time.Time) (notify.Notification, error) {
+	oid, err := objectID("id", id)
+	if err != nil {
+		return notify.Notification{}, err
+	}
+	filter := ofUser(userID, now)
+	filter["_id"] = oid
+	var doc notificationDoc
+	err = d.call(ctx, "delete notification", func(ctx context.Context) error {
+		return d.db.Collection(colNotifications).FindOneAndDelete(ctx, filter).Decode(&doc)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return notify.Notification{}, notificationNotFound(id)
+	}
+	if err != nil {
+		return notify.Notification{}, err
+	}
+	return doc.notification(), nil
+}
+
+// DeleteOldReadNotifications deletes read notifications created before before.
+func (d *DB) DeleteOldReadNotifications(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := d.call(ctx, "delete old read notifications", func(ctx context.Context) error {
+		res, err := d.db.Collection(colNotifications).DeleteMany(ctx,
+			bson.M{"isRead": true, "createdAt": bson.M{"$lt": before.UTC()}})
+		if err == nil {
+			n = res.DeletedCount
+		}
+		return err
+	})
+	return n, err
+}
+
+// DeleteExpiredNotifications deletes notifications whose expiresAt is not
+// after now (the TTL index's work, for servers without a TTL monitor) and
+// returns the users who lost an unread one.
+func (d *DB) DeleteExpiredNotifications(ctx context.Context, now time.Time) ([]string, int64, error) {
+	expired := bson.M{"expiresAt": bson.M{"$lte": now.UTC()}}
+	var rows []struct {
+		UserID any `bson:"_id"`
+	}
+	err := d.call(ctx, "users with expired notifications", func(ctx context.Context) error {
+		cur, err := d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
+			{{Key: "$match", Value: bson.M{"expiresAt": bson.M{"$lte": now.UTC()}, "isRead": false}}},
+			{{Key: "$group", Value: bson.M{"_id": "$userId"}}},
+		})
+		if err != nil {
+			return err
+		}
+		return cur.All(ctx, &rows)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var n int64
+	err = d.call(ctx, "delete expired notifications", func(ctx context.Context) error {
+		res, err := d.db.Collection(colNotifications).DeleteMany(ctx, expired)
+		if err == nil {
+			n = res.DeletedCount
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	users := make([]string, len(rows))
+	for i, r := range rows {
+		users[i] = idString(r.UserID)
+	}
+	return users, n, nil
+}
+
+// NotificationContact reads the user's phoneNumber and smsNotificationEnabled
+// from users (the fields the seed's scheduler used). It never writes users.
+func (d *DB) NotificationContact(ctx context.Context, userID string) (notify.Contact, error) {
+	var u struct {
+		PhoneNumber any `bson:"phoneNumber"`
+		SMSEnabled  any `bson:"smsNotificationEnabled"`
+	}
+	err := d.call(ctx, "find user contact", func(ctx context.Context) error {
+		return d.db.Collection(colUsers).FindOne(ctx, bson.M{"_id": idValue(userID)},
+			options.FindOne().SetProjection(bson.M{"phoneNumber": 1, "smsNotificationEnabled": 1})).Decode(&u)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return notify.Contact{}, nil
+	}
+	if err != nil {
+		return notify.Contact{}, err
+	}
+	phone, _ := u.PhoneNumber.(string)
+	enabled, _ := u.SMSEnabled.(bool)
+	return notify.Contact{PhoneNumber: phone, SMSEnabled: enabled}, nil
 }

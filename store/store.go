@@ -57,7 +57,8 @@ type DB struct {
 	log      *slog.Logger
 	embedded *embedded // nil with an external MongoDB
 
-	messages *batcher
+	messages      *batcher
+	notifications *batcher
 
 	indexesOnce sync.Once
 	indexesDone chan struct{}
@@ -109,9 +110,11 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 
 	bg, stop := context.WithCancel(context.Background())
 	d.stop = stop
-	d.messages = newBatcher(d, opts.BatchSize)
-	d.wg.Add(2)
+	d.messages = newBatcher(d, colMessages, opts.BatchSize)
+	d.notifications = newBatcher(d, colNotifications, opts.BatchSize)
+	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.messages.run() }()
+	go func() { defer d.wg.Done(); d.notifications.run() }()
 	go func() { defer d.wg.Done(); d.ensureIndexesLoop(bg) }()
 	return d, nil
 }
@@ -119,6 +122,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 // Close finishes the writes already accepted, then disconnects (and stops the embedded store).
 func (d *DB) Close(ctx context.Context) error {
 	d.messages.close()
+	d.notifications.close()
 	d.stop()
 	d.wg.Wait()
 	err := d.client.Disconnect(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/fitmate/commserver/chat"
 	"github.com/fitmate/commserver/config"
 	"github.com/fitmate/commserver/gateway"
+	"github.com/fitmate/commserver/notify"
 	"github.com/fitmate/commserver/presence"
 	"github.com/fitmate/commserver/store"
 	"github.com/redis/go-redis/v9"
@@ -73,15 +74,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
 	pres := presence.NewMemory()
-	chatSvc := chat.NewService(db, hub, pres, nil, chat.Options{
+	// Until an SMS channel is wired, urgent notifications of offline users are recorded and logged.
+	notifySvc := notify.New(db, hub, pres, notify.NewRecordingChannel(log), notify.Options{}, log)
+	chatSvc := chat.NewService(db, hub, pres, notifySvc, chat.Options{
 		OpenRooms: cfg.ChatRoomPolicy == config.RoomPolicyOpen, MaxMessageLength: cfg.MaxMessageLength,
 		MaxRoomIDLength: cfg.MaxRoomIDLength}, log)
 	verifier := gateway.NewVerifier(gateway.VerifierOptions{Secret: cfg.JWTSecret, PublicKey: cfg.JWTPublicKey,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserClaim: cfg.JWTUserClaim, MaxBytes: cfg.JWTMaxBytes})
-	hub.Serve(gateway.SocketDeps{Verifier: verifier, Chat: chatSvc, Unread: db, Presence: pres,
+	hub.Serve(gateway.SocketDeps{Verifier: verifier, Chat: chatSvc, Unread: notifySvc, Presence: pres,
 		EventsPerMinute: cfg.EventsPerMinute, EventBurst: cfg.EventBurst, Metrics: metrics})
 	handler := gateway.NewHandler(gateway.HTTPDeps{Hub: hub, Verifier: verifier, ServiceAPIKey: cfg.ServiceAPIKey,
-		CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxPayloadBytes, Chat: chatSvc, Metrics: metrics, Log: log,
+		CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxPayloadBytes, Chat: chatSvc, Notify: notifySvc, Metrics: metrics, Log: log,
 		Ready: db.Ping, SMS: smsSvc, TrustedProxies: cfg.TrustedProxies})
 
 	if cfg.PprofAddr != "" {
@@ -98,8 +101,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); chatSvc.Run(bg) }()
+	go func() { defer wg.Done(); notifySvc.Run(bg) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 

@@ -1,0 +1,59 @@
+// Package storetest prepares the embedded store's data directory for tests
+// with documents of collections this server never writes: users belongs to
+// the main backend, so the store has no method to create one.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Database is the database the server uses when MONGODB_DB is not set.
+const Database = "fitmate"
+
+// Insert writes docs into collection of the embedded store kept in dir,
+// before the server (or store.Open) uses dir: it runs its own FerretDB over
+// the same files and stops it again.
+func Insert(dir, collection string, docs ...any) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return err
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return fmt.Errorf("storetest: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	client, err := mongo.Connect(options.Client().ApplyURI(f.MongoDBURI()))
+	if err != nil {
+		return fmt.Errorf("storetest: %w", err)
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	if _, err := client.Database(Database).Collection(collection).InsertMany(ctx, docs); err != nil {
+		return fmt.Errorf("storetest: insert into %s: %w", collection, err)
+	}
+	return nil
+}
