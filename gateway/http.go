@@ -17,8 +17,8 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
-	"github.com/fitmate/commserver/sms"
 	"github.com/fitmate/commserver/notify"
+	"github.com/fitmate/commserver/sms"
 	"github.com/gin-gonic/gin"
 )
 

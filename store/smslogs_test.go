@@ -2,30 +2,12 @@ package store
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/fitmate/commserver/sms"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-// openTestDB opens the real embedded store in a fresh directory.
-func openTestDB(t *testing.T) *DB {
-	t.Helper()
-	ctx := context.Background()
-	db, err := Open(ctx, Options{DataDir: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(context.Background()); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return db
-}
 
 func TestSMSLogDocumentShapeIsMongoose(t *testing.T) {
 	db := openTestDB(t)
