@@ -66,6 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer rdb.Close()
 	}
 	smsSvc, err := newSMS(cfg, db, rdb, log)
+	var _ notify.OfflineChannel = smsSvc
 	if err != nil {
 		return err
 	}
@@ -74,8 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
 	pres := presence.NewMemory()
-	// Until an SMS channel is wired, urgent notifications of offline users are recorded and logged.
-	notifySvc := notify.New(db, hub, pres, notify.NewRecordingChannel(log), notify.Options{}, log)
+	// High and urgent notifications of offline users who opted in go out as texts.
+	notifySvc := notify.New(db, hub, pres, smsSvc, notify.Options{}, log)
 	chatSvc := chat.NewService(db, hub, pres, notifySvc, chat.Options{
 		OpenRooms: cfg.ChatRoomPolicy == config.RoomPolicyOpen, MaxMessageLength: cfg.MaxMessageLength,
 		MaxRoomIDLength: cfg.MaxRoomIDLength}, log)
