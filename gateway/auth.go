@@ -19,26 +19,26 @@ import (
 // Token error codes: the stable code in a refused handshake's connect_error
 // data and in a 401's JSON error.
 const (
-	CodeTokenMissing      commserver.Code = "TOKEN_MISSING"
-	CodeTokenTooLong      commserver.Code = "TOKEN_TOO_LONG"
-	CodeTokenMalformed    commserver.Code = "TOKEN_MALFORMED"
-	CodeTokenAlgorithm    commserver.Code = "TOKEN_ALGORITHM_NOT_ALLOWED"
-	CodeTokenSignature    commserver.Code = "TOKEN_SIGNATURE_INVALID"
-	CodeTokenExpired      commserver.Code = "TOKEN_EXPIRED"
-	CodeTokenNotYetValid  commserver.Code = "TOKEN_NOT_YET_VALID"
-	CodeTokenClaims       commserver.Code = "TOKEN_CLAIMS_INVALID"
-	CodeAPIKeyInvalid     commserver.Code = "API_KEY_INVALID"
-	clockLeeway                           = 5 * time.Second
-	maxUserIDLength                       = 128
-	adminRole                             = "admin"
-	springAdminRole                       = "role_admin"
-	tokenTypeBearerPrefix                 = "bearer "
-	apiKeyHeader                          = "X-API-Key"
-	authorizationHeader                   = "Authorization"
-	maxRolesInspected                     = 64
-	socketTokenField                      = "token"
-	expiredWhileConnectedMessage          = "your session token expired; reconnect with a new one"
-	forbiddenAdminMessage                 = "관리자 권한이 없습니다."
+	CodeTokenMissing             commserver.Code = "TOKEN_MISSING"
+	CodeTokenTooLong             commserver.Code = "TOKEN_TOO_LONG"
+	CodeTokenMalformed           commserver.Code = "TOKEN_MALFORMED"
+	CodeTokenAlgorithm           commserver.Code = "TOKEN_ALGORITHM_NOT_ALLOWED"
+	CodeTokenSignature           commserver.Code = "TOKEN_SIGNATURE_INVALID"
+	CodeTokenExpired             commserver.Code = "TOKEN_EXPIRED"
+	CodeTokenNotYetValid         commserver.Code = "TOKEN_NOT_YET_VALID"
+	CodeTokenClaims              commserver.Code = "TOKEN_CLAIMS_INVALID"
+	CodeAPIKeyInvalid            commserver.Code = "API_KEY_INVALID"
+	clockLeeway                                  = 5 * time.Second
+	maxUserIDLength                              = 128
+	adminRole                                    = "admin"
+	springAdminRole                              = "role_admin"
+	tokenTypeBearerPrefix                        = "bearer "
+	apiKeyHeader                                 = "X-API-Key"
+	authorizationHeader                          = "Authorization"
+	maxRolesInspected                            = 64
+	socketTokenField                             = "token"
+	expiredWhileConnectedMessage                 = "your session token expired; reconnect with a new one"
+	forbiddenAdminMessage                        = "관리자 권한이 없습니다."
 )
 
 // Principal is a verified caller.

@@ -46,8 +46,8 @@ type Hub struct {
 	drainOnce sync.Once
 	closing   chan struct{} // closed when sockets close: new events are refused
 	closeOne  sync.Once
-	trackMu  sync.Mutex     // orders inflight.Add against closing
-	inflight sync.WaitGroup // events being handled
+	trackMu   sync.Mutex     // orders inflight.Add against closing
+	inflight  sync.WaitGroup // events being handled
 }
 
 var (

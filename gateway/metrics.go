@@ -53,7 +53,9 @@ func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
 // Handler serves the metrics in Prometheus's text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
-func (m *Metrics) handshake(result commserver.Code) { m.handshakes.WithLabelValues(string(result)).Inc() }
+func (m *Metrics) handshake(result commserver.Code) {
+	m.handshakes.WithLabelValues(string(result)).Inc()
+}
 
 func (m *Metrics) event(name string, err error, d time.Duration) {
 	code := "ok"

@@ -463,8 +463,10 @@ func (j *js) noEvent(name, event string, d time.Duration) {
 	}
 }
 
-func (j *js) state(name string) map[string]any { return j.call(map[string]any{"op": "state", "name": name}) }
-func (j *js) close(name string)                { j.call(map[string]any{"op": "close", "name": name}) }
+func (j *js) state(name string) map[string]any {
+	return j.call(map[string]any{"op": "state", "name": name})
+}
+func (j *js) close(name string) { j.call(map[string]any{"op": "close", "name": name}) }
 
 // eventually retries f until it returns nil or the timeout passes.
 func eventually(t testing.TB, timeout time.Duration, f func() error) {
@@ -479,4 +481,3 @@ func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	}
 	t.Fatal(err)
 }
-
