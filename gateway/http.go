@@ -43,7 +43,7 @@ func NewHandler(d HTTPDeps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	a := &api{HTTPDeps: d}
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", a.originGate(d.Hub.Handler()))
+	mux.Handle("/socket.io/", a.originGate(a.pollingGuard(d.Hub.Handler())))
 	mux.Handle("/", a.routes())
 	return mux
 }
