@@ -425,7 +425,9 @@ func (s *Service) PutRoom(ctx context.Context, roomID string, members []string) 
 }
 
 // authorize allows id into the room: any room under the open policy; else
-// members of the room, and admins.
+// members of the room, and admins. A room that was never registered is
+// refused like one the caller does not belong to, so that a non-member
+// cannot probe which rooms exist.
 func (s *Service) authorize(ctx context.Context, id Identity, roomID string) error {
 	if s.opts.OpenRooms {
 		return nil
@@ -438,8 +440,6 @@ func (s *Service) authorize(ctx context.Context, id Identity, roomID string) err
 		return err
 	case s.isAdmin(ctx, id):
 		return nil
-	case err != nil:
-		return commserver.Errorf(commserver.CodeNotFound, "chat room %s does not exist", roomID)
 	default:
 		return commserver.Errorf(commserver.CodeForbidden, "you are not a member of chat room %s", roomID)
 	}
