@@ -82,6 +82,15 @@ func (d messageDoc) message() chat.Message {
 // one insertMany. It returns once the database acknowledged the write.
 func (d *DB) InsertMessage(ctx context.Context, m chat.Message) (chat.Message, bool, error) {
 	doc := newMessageDoc(m)
+	if doc.ClientMessageKey != "" && !d.indexesCreated() {
+		// Idempotency rests on the unique clientMessageKey index: without it
+		// a retry would store a second message. When the database refuses
+		// the index itself (duplicates already stored), the loop logs it and
+		// messages still flow.
+		if err := d.createIndexes(ctx); errors.Is(err, commserver.ErrStorageUnavailable) {
+			return chat.Message{}, false, err
+		}
+	}
 	err := d.messages.insert(ctx, doc)
 	if err == nil {
 		return doc.message(), true, nil
