@@ -244,3 +244,33 @@ func TestRateLimit(t *testing.T) {
 		return nil
 	})
 }
+
+// A socket that keeps flooding long after being refused is closed at the
+// transport level, after its last RATE_LIMITED error event was flushed (the
+// hub's closeAfterFlush: zishang520's Disconnect(true) drops queued frames
+// and would send no reason), so a well-behaved client would reconnect.
+// Other sockets are unaffected.
+func TestFloodingSocketIsClosed(t *testing.T) {
+	srv := startServer(t, "SOCKET_EVENT_BURST=2", "SOCKET_EVENTS_PER_MINUTE=60")
+	c := newJS(t, srv)
+	c.connect("flood", token(carol))
+	c.connect("calm", token(carol))
+	for i := 0; i < 200; i++ { // max(10*burst, 100) refusals in a row are abuse
+		c.emit("flood", "leaveChat", map[string]any{"chatRoomId": "room-x"})
+	}
+	reason, err := c.tryWait("flood", "$disconnect", 10*time.Second)
+	if err != nil {
+		t.Fatalf("the flooding socket was not closed: %v", err)
+	}
+	if reason[0] != "transport close" {
+		t.Errorf("disconnect reason %v, want transport close", reason[0])
+	}
+	errs := c.drain("flood", "error")
+	if len(errs) == 0 {
+		t.Fatal("no error event before the close")
+	}
+	if last, _ := errs[len(errs)-1].(map[string]any); last["code"] != "RATE_LIMITED" {
+		t.Errorf("last error event %v", last)
+	}
+	wantOK(t, "calm socket", c.emitAck("calm", "leaveChat", map[string]any{"chatRoomId": "room-x"}))
+}

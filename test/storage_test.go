@@ -109,3 +109,50 @@ func TestStoreOutage(t *testing.T) {
 		t.Errorf("history holds %v of the acknowledged messages, want both", mine)
 	}
 }
+
+// A server whose store is down when it starts comes up alive but unready,
+// accepts sockets (tokens need no store), refuses what needs the store, and
+// once the store answers becomes ready, creates its indexes (the unique
+// clientMessageId index among them) and works.
+func TestStoreDownAtStart(t *testing.T) {
+	uri := startFerret(t)
+	proxy, viaProxy := proxyFor(t, uri)
+	proxy.Cut()
+	defer proxy.Restore()
+	srv := startServer(t, "MONGODB_URI="+viaProxy+"fitmate", "STORE_TIMEOUT=1s")
+	if code, body := srv.api(t, "GET", "/readyz", nil, nil); code != 503 {
+		t.Fatalf("/readyz with the store down: %d %v", code, body)
+	}
+	c := newJS(t, srv)
+	c.connect("alice", token(alice), map[string]any{"reconnection": true})
+	wantCode(t, "join with the store down", c.emitAck("alice", "joinChat", map[string]any{"chatRoomId": "room-d"}), "STORAGE_UNAVAILABLE")
+	if code, body := srv.api(t, "PUT", "/chat/rooms/room-d", serviceKey(), map[string]any{"members": []string{alice, bob}}); code != 503 {
+		t.Fatalf("PUT room with the store down: %d %v", code, body)
+	}
+
+	proxy.Restore()
+	eventually(t, 30*time.Second, func() error {
+		if code, _ := srv.api(t, "GET", "/readyz", nil, nil); code != 200 {
+			return errNotYet
+		}
+		return nil
+	})
+	srv.putRoom(t, "room-d", alice, bob)
+	c.connect("bob", token(bob))
+	wantOK(t, "bob joins", c.emitAck("bob", "joinChat", map[string]any{"chatRoomId": "room-d"}))
+	var first map[string]any
+	eventually(t, 30*time.Second, func() error { // the indexes are created in the background
+		ack := c.emitAck("alice", "sendMessage", map[string]any{"chatRoomId": "room-d", "message": "late start", "clientMessageId": "d-1"})
+		if ack["ok"] != true {
+			return fmt.Errorf("send: %v", ack)
+		}
+		first, _ = ack["message"].(map[string]any)
+		return nil
+	})
+	again := send(t, c, "alice", "room-d", "late start", "clientMessageId", "d-1")
+	if again["_id"] != first["_id"] {
+		t.Fatalf("retry stored a second message: %v then %v", first["_id"], again["_id"])
+	}
+	c.waitEvent("bob", "newMessage")
+	c.noEvent("bob", "newMessage", 200*time.Millisecond)
+}
