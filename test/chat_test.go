@@ -1,6 +1,7 @@
 package test
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -193,8 +194,28 @@ func TestRoomMembershipChanges(t *testing.T) {
 	if code, body := srv.api(t, "PUT", "/chat/rooms/room-m", nil, map[string]any{"members": []string{alice}}); code != 401 {
 		t.Fatalf("PUT room without credentials: %d %v", code, body)
 	}
-	if code, body := srv.api(t, "PUT", "/chat/rooms/room-m", serviceKey(), map[string]any{"members": "alice"}); code != 400 {
-		t.Fatalf("PUT room with members a string: %d %v", code, body)
+	for _, tc := range []struct {
+		name string
+		body any
+		want int
+	}{
+		{"members a string", map[string]any{"members": "alice"}, 400},
+		{"members missing", map[string]any{}, 400},
+		{"a member not a string", map[string]any{"members": []any{alice, 42}}, 400},
+		{"an empty member", map[string]any{"members": []string{alice, ""}}, 400},
+		{"not JSON", "{members:", 400},
+		{"empty body", "", 400},
+		{"two JSON values", `{"members":[]} {}`, 400},
+		{"over the body limit", `{"members":["` + strings.Repeat("m", 1_100_000) + `"]}`, 413},
+	} {
+		code, body := srv.api(t, "PUT", "/chat/rooms/room-m", serviceKey(), tc.body)
+		e, _ := body["error"].(map[string]any)
+		if code != tc.want || body["success"] != false || e["message"] == "" || e["message"] == "internal error" {
+			t.Errorf("PUT room, %s: %d %v, want %d with a message", tc.name, code, body, tc.want)
+		}
+	}
+	if code, body := srv.api(t, "PUT", "/chat/rooms/bad%20room", serviceKey(), map[string]any{"members": []string{alice}}); code != 400 {
+		t.Errorf("PUT room with a bad id: %d %v", code, body)
 	}
 	srv.putRoom(t, "room-m", alice, bob)
 	// An admin JWT is a service credential too.
