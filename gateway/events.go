@@ -142,8 +142,15 @@ func (h *Hub) onConnect(s *socket.Socket) {
 	h.on(s, sess, "sendMessage", h.sendMessage)
 	h.on(s, sess, "joinAsAdmin", h.joinAsAdmin)
 	_ = s.OnAny(func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
 		name, _ := args[0].(string)
 		if knownEvents[name] {
+			return
+		}
+		// Unknown events count against the rate too: each one costs an answer.
+		if !h.allow(s, sess, name, ackOf(args)) {
 			return
 		}
 		if ack := ackOf(args); ack != nil {
@@ -192,13 +199,7 @@ func (h *Hub) on(s *socket.Socket, sess *session, event string, fn handler) {
 	_ = s.On(event, func(args ...any) {
 		ack := ackOf(args)
 		start := time.Now()
-		if !sess.limiter.allow() {
-			h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
-				Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
-			if sess.limiter.abusive() {
-				h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
-				closeAfterFlush(s, time.Second)
-			}
+		if !h.allow(s, sess, event, ack) {
 			return
 		}
 		if !h.track() {
@@ -228,6 +229,22 @@ func (h *Hub) on(s *socket.Socket, sess *session, event string, fn handler) {
 			ack([]any{success(res)}, nil)
 		}
 	})
+}
+
+// allow applies the socket's event rate. A refused event is answered
+// RATE_LIMITED (ack and error event); a socket that keeps flooding far past
+// its refusals is closed at the transport level.
+func (h *Hub) allow(s *socket.Socket, sess *session, event string, ack socket.Ack) bool {
+	if sess.limiter.allow() {
+		return true
+	}
+	h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
+		Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
+	if sess.limiter.abusive() {
+		h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
+		closeAfterFlush(s, time.Second)
+	}
+	return false
 }
 
 // track counts an event in flight unless the server is closing.
