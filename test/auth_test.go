@@ -98,6 +98,32 @@ func TestHandshakeRefusesBadTokens(t *testing.T) {
 	checkRefusals(t, srv, cases)
 }
 
+// Clients that cannot set auth (a server, a load generator) may send the
+// token as "Authorization: Bearer"; auth.token wins when both are present.
+func TestHandshakeWithAuthorizationHeader(t *testing.T) {
+	srv := startServer(t)
+	for name, tr := range transports {
+		t.Run(name, func(t *testing.T) {
+			c := newJS(t, srv)
+			hdr := func(v string) map[string]any {
+				return map[string]any{"extraHeaders": map[string]any{"Authorization": v}}
+			}
+			c.tryConnect("ok", map[string]any{}, tr, hdr("Bearer "+token(alice)))
+			if st := c.state("ok"); st["connected"] != true {
+				t.Errorf("a Bearer header was refused: %v", st)
+			}
+			r := c.tryConnect("bad", map[string]any{}, tr, hdr("Bearer garbage"))
+			if e, _ := r["error"].(map[string]any); r["ok"] == true || e["data"].(map[string]any)["code"] != "TOKEN_MALFORMED" {
+				t.Errorf("a bad Bearer header: %v", r)
+			}
+			r = c.tryConnect("both", map[string]any{"token": "garbage"}, tr, hdr("Bearer "+token(alice)))
+			if r["ok"] == true {
+				t.Errorf("a bad auth.token was accepted because the header was good: %v", r)
+			}
+		})
+	}
+}
+
 // With only JWT_PUBLIC_KEY configured, RS256 tokens are accepted, and an
 // HS256 token whose HMAC secret is that public key's PEM (algorithm
 // confusion) is refused, as is alg none. Issuer and audience are checked when set.

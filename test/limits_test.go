@@ -236,6 +236,15 @@ func TestRateLimit(t *testing.T) {
 	}
 	// Another socket of the same user has its own budget.
 	wantOK(t, "other socket", c.emitAck("other", "joinChat", map[string]any{"chatRoomId": "room-rate"}))
+	// Unknown events cost an answer too: they count against the same budget.
+	c.connect("ghost", token(alice))
+	codes := map[any]int{}
+	for i := 0; i < 15; i++ {
+		codes[ackError(c.emitAck("ghost", "noSuchEvent", map[string]any{}))["code"]]++
+	}
+	if codes["RATE_LIMITED"] == 0 || codes["NOT_FOUND"] == 0 || codes["NOT_FOUND"]+codes["RATE_LIMITED"] != 15 {
+		t.Errorf("15 unknown events with a burst of 5 answered %v", codes)
+	}
 	// 10 a second: the bucket refills.
 	eventually(t, 5*time.Second, func() error {
 		if e := ackError(c.emitAck("alice", "joinChat", map[string]any{"chatRoomId": "room-rate"})); e != nil {
