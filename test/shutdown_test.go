@@ -14,7 +14,7 @@ import (
 // exits 0 without hitting its shutdown deadline, and the clients reconnect
 // by themselves when the server is back on the same address.
 func TestGracefulShutdownAndReconnect(t *testing.T) {
-	srv := startServer(t, "SHUTDOWN_DRAIN_DELAY=1s", "SHUTDOWN_TIMEOUT=15s")
+	srv := startServer(t, "SHUTDOWN_DRAIN_DELAY=2s", "SHUTDOWN_TIMEOUT=15s")
 	srv.putRoom(t, "room-g", alice, bob)
 	c := newJS(t, srv)
 	clients := map[string]map[string]any{
