@@ -116,7 +116,9 @@ func TestGoClient(t *testing.T) {
 					break
 				}
 			}
-			js.drain("bob", "newMessage")
+			if own := js.waitEvent("bob", "newMessage").(map[string]any); own["message"] != "hi Go" {
+				t.Errorf("bob's own message came back as %v", own)
+			}
 
 			bad := dialGo(t, srv, "garbage", ts...)
 			e, _ := bad.next(t, "$connect_error").(error)

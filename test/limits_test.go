@@ -103,11 +103,14 @@ func TestInputLimits(t *testing.T) {
 	})
 	t.Run("each messageType", func(t *testing.T) {
 		for _, ty := range []string{"text", "image", "file"} {
-			if m := send(t, c, "alice", "room-limits", "a "+ty, "messageType", ty, "metadata", map[string]any{"w": 640}); m["messageType"] != ty {
+			m := send(t, c, "alice", "room-limits", "a "+ty, "messageType", ty, "metadata", map[string]any{"w": 640})
+			if m["messageType"] != ty {
 				t.Errorf("messageType %v, want %s", m["messageType"], ty)
 			}
+			if got := c.waitEvent("bob", "newMessage").(map[string]any); got["_id"] != m["_id"] || got["messageType"] != ty {
+				t.Errorf("bob got %v", got)
+			}
 		}
-		c.drain("bob", "newMessage")
 	})
 
 	// Binary attachments: zishang520's parser hands a client's Buffer over as a
