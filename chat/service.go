@@ -439,8 +439,10 @@ func (s *Service) PutRoom(ctx context.Context, roomID string, members []string) 
 }
 
 // authorize allows id into the room: any room under the open policy; else
-// members of the room, and admins. It returns the room when it is
-// registered (its members are who hears about the message when offline).
+// members of the room, and admins. A room that was never registered is
+// refused like one the caller does not belong to, so that a non-member
+// cannot probe which rooms exist. It returns the room when it is registered
+// (its members are who hears about a message while offline).
 func (s *Service) authorize(ctx context.Context, id Identity, roomID string) (Room, error) {
 	room, err := s.room(ctx, roomID)
 	missing := errors.Is(err, commserver.ErrNotFound)
@@ -455,8 +457,6 @@ func (s *Service) authorize(ctx context.Context, id Identity, roomID string) (Ro
 		return room, nil
 	case s.isAdmin(ctx, id):
 		return room, nil
-	case missing:
-		return Room{}, commserver.Errorf(commserver.CodeNotFound, "chat room %s does not exist", roomID)
 	default:
 		return Room{}, commserver.Errorf(commserver.CodeForbidden, "you are not a member of chat room %s", roomID)
 	}

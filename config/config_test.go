@@ -111,6 +111,47 @@ func TestLoadTable(t *testing.T) {
 		{"drain longer than shutdown", map[string]string{"JWT_SECRET": secret, "SHUTDOWN_TIMEOUT": "1s", "SHUTDOWN_DRAIN_DELAY": "2s"}, "SHUTDOWN_TIMEOUT must be longer", nil},
 		{"redis scheme", map[string]string{"JWT_SECRET": secret, "REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must", nil},
 		{"twilio base URL", map[string]string{"JWT_SECRET": secret, "TWILIO_API_BASE_URL": "localhost:4010"}, "TWILIO_API_BASE_URL", nil},
+		{"issuer, audience and user claim", map[string]string{"JWT_SECRET": secret, "JWT_ISSUER": "fitmate-api",
+			"JWT_AUDIENCE": "fitmate-app", "JWT_USER_CLAIM": "memberId"}, "", func(t *testing.T, c Config) {
+			if c.JWTIssuer != "fitmate-api" || c.JWTAudience != "fitmate-app" || c.JWTUserClaim != "memberId" {
+				t.Errorf("jwt claims config %q %q %q", c.JWTIssuer, c.JWTAudience, c.JWTUserClaim)
+			}
+		}},
+		{"secret and public key together", map[string]string{"JWT_SECRET": secret, "JWT_PUBLIC_KEY": pemOf(t, &rsaKey.PublicKey)}, "", func(t *testing.T, c Config) {
+			if c.JWTSecret == nil || c.JWTPublicKey == nil {
+				t.Errorf("both keys wanted: %v %T", c.JWTSecret != nil, c.JWTPublicKey)
+			}
+		}},
+		{"PKCS#1 RSA key", map[string]string{"JWT_PUBLIC_KEY": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY",
+			Bytes: x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey)}))}, "", func(t *testing.T, c Config) {
+			if _, ok := c.JWTPublicKey.(*rsa.PublicKey); !ok {
+				t.Errorf("key %T", c.JWTPublicKey)
+			}
+		}},
+		{"private key instead of public", map[string]string{"JWT_PUBLIC_KEY": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY",
+			Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)}))}, "is not a public key", nil},
+		{"token cap too small", map[string]string{"JWT_SECRET": secret, "JWT_MAX_BYTES": "100"}, "JWT_MAX_BYTES", nil},
+		{"limits", map[string]string{"JWT_SECRET": secret, "CHAT_MAX_MESSAGE_LENGTH": "500", "SOCKET_MAX_PAYLOAD_BYTES": "2048",
+			"SOCKET_EVENTS_PER_MINUTE": "30", "SOCKET_EVENT_BURST": "3", "CHAT_MAX_ROOM_ID_LENGTH": "32"}, "", func(t *testing.T, c Config) {
+			if c.MaxMessageLength != 500 || c.MaxPayloadBytes != 2048 || c.EventsPerMinute != 30 || c.EventBurst != 3 || c.MaxRoomIDLength != 32 {
+				t.Errorf("limits %+v", c)
+			}
+		}},
+		{"message length 0", map[string]string{"JWT_SECRET": secret, "CHAT_MAX_MESSAGE_LENGTH": "0"}, "CHAT_MAX_MESSAGE_LENGTH", nil},
+		{"payload cap below 1 KB", map[string]string{"JWT_SECRET": secret, "SOCKET_MAX_PAYLOAD_BYTES": "100"}, "SOCKET_MAX_PAYLOAD_BYTES", nil},
+		{"store timeout 0", map[string]string{"JWT_SECRET": secret, "STORE_TIMEOUT": "0s"}, "STORE_TIMEOUT must be positive", nil},
+		{"negative duration", map[string]string{"JWT_SECRET": secret, "SOCKET_PING_INTERVAL": "-1s"}, "SOCKET_PING_INTERVAL", nil},
+		{"short store timeout", map[string]string{"JWT_SECRET": secret, "STORE_TIMEOUT": "1s"}, "", func(t *testing.T, c Config) {
+			if c.StoreTimeout != time.Second {
+				t.Errorf("STORE_TIMEOUT %v", c.StoreTimeout)
+			}
+		}},
+		{"origin with a path", map[string]string{"JWT_SECRET": secret, "CORS_ORIGIN": "https://app.example.com/chat"}, "is not an origin", nil},
+		{"embedded store by default", map[string]string{"JWT_SECRET": secret, "DATA_DIR": "/var/lib/commserver"}, "", func(t *testing.T, c Config) {
+			if c.MongoURI != "" || c.DataDir != "/var/lib/commserver" {
+				t.Errorf("store config %q %q", c.MongoURI, c.DataDir)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -90,7 +91,10 @@ func NewVerifier(o VerifierOptions) *Verifier {
 	case *ecdsa.PublicKey:
 		v.methods = append(v.methods, jwt.SigningMethodES256.Alg())
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods(v.methods), jwt.WithExpirationRequired(), jwt.WithLeeway(clockLeeway)}
+	// WithJSONNumber: numeric user ids (a Spring backend's longs) must not
+	// pass through float64, which rounds ids above 2^53 onto other users' ids.
+	opts := []jwt.ParserOption{jwt.WithValidMethods(v.methods), jwt.WithExpirationRequired(), jwt.WithLeeway(clockLeeway),
+		jwt.WithJSONNumber()}
 	if o.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(o.Issuer))
 	}
@@ -181,8 +185,8 @@ func (v *Verifier) classify(err error) *commserver.Error {
 	}
 }
 
-// userID reads the configured claim, then userId, then id. Numbers (a
-// Spring backend's long ids) are accepted as their decimal text.
+// userID reads the configured claim, then userId, then id. Whole numbers (a
+// Spring backend's long ids) are accepted as their exact decimal text.
 func (v *Verifier) userID(c jwt.MapClaims) (string, error) {
 	for _, name := range []string{v.userClaim, "userId", "id"} {
 		raw, ok := c[name]
@@ -193,9 +197,9 @@ func (v *Verifier) userID(c jwt.MapClaims) (string, error) {
 		switch t := raw.(type) {
 		case string:
 			id = strings.TrimSpace(t)
-		case float64:
-			if t == float64(int64(t)) {
-				id = strconv.FormatInt(int64(t), 10)
+		case json.Number:
+			if n, err := strconv.ParseInt(t.String(), 10, 64); err == nil {
+				id = strconv.FormatInt(n, 10)
 			}
 		}
 		if id == "" || len(id) > maxUserIDLength {

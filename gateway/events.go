@@ -146,9 +146,16 @@ func (h *Hub) onConnect(s *socket.Socket) {
 	// One listener per socket dispatches every event (a listener per event
 	// costs each idle socket memory in the library's emitter).
 	_ = s.OnAny(func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
 		name, _ := args[0].(string)
 		if fn, ok := h.handlers[name]; ok {
 			h.handle(s, sess, name, fn, args[1:])
+			return
+		}
+		// Unknown events count against the rate too: each one costs an answer.
+		if !h.allow(s, sess, name, ackOf(args)) {
 			return
 		}
 		if ack := ackOf(args); ack != nil {
@@ -203,13 +210,7 @@ func syncHandler(fn func(ctx context.Context, s *socket.Socket, sess *session, p
 func (h *Hub) handle(s *socket.Socket, sess *session, event string, fn handler, args []any) {
 	ack := ackOf(args)
 	start := time.Now()
-	if !sess.limiter.allow() {
-		h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
-			Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
-		if sess.limiter.abusive() {
-			h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
-			closeAfterFlush(s, time.Second)
-		}
+	if !h.allow(s, sess, event, ack) {
 		return
 	}
 	if !h.track() {
@@ -244,6 +245,22 @@ func (h *Hub) handle(s *socket.Socket, sess *session, event string, fn handler, 
 		return
 	}
 	fn(ctx, s, sess, p, reply)
+}
+
+// allow applies the socket's event rate. A refused event is answered
+// RATE_LIMITED (ack and error event); a socket that keeps flooding far past
+// its refusals is closed at the transport level.
+func (h *Hub) allow(s *socket.Socket, sess *session, event string, ack socket.Ack) bool {
+	if sess.limiter.allow() {
+		return true
+	}
+	h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
+		Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
+	if sess.limiter.abusive() {
+		h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
+		closeAfterFlush(s, time.Second)
+	}
+	return false
 }
 
 // track counts an event in flight unless the server is closing.

@@ -52,7 +52,7 @@ func NewHandler(d HTTPDeps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	a := &api{HTTPDeps: d}
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", a.originGate(trimUpgrades(d.Hub.Handler())))
+	mux.Handle("/socket.io/", a.originGate(a.pollingGuard(trimUpgrades(d.Hub.Handler()))))
 	mux.Handle("/", a.routes())
 	return mux
 }

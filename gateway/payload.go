@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // payload is an event's first argument: a JSON object, read field by field
@@ -37,7 +39,41 @@ func payloadOf(args []any) (payload, error) {
 	if !ok {
 		return nil, commserver.Invalid("", "the event's payload must be a JSON object, got %s", jsonType(args[0]))
 	}
+	// A binary attachment reaches us as a reader that is empty once read
+	// (zishang520/socket.io), so it would be stored and re-emitted empty.
+	// Nothing we accept is binary: refuse it rather than lose it.
+	for k, v := range m {
+		if hasBinary(v) {
+			return nil, commserver.Invalid(k, "%s holds binary data; send JSON only", k)
+		}
+	}
 	return payload(m), nil
+}
+
+// hasBinary reports whether v is, or holds at any depth, a binary attachment.
+func hasBinary(v any) bool {
+	switch t := v.(type) {
+	case nil, string, bool, float64:
+		return false
+	case map[string]any:
+		for _, e := range t {
+			if hasBinary(e) {
+				return true
+			}
+		}
+		return false
+	case []any:
+		for _, e := range t {
+			if hasBinary(e) {
+				return true
+			}
+		}
+		return false
+	case types.BufferInterface, io.Reader, []byte:
+		return true
+	default:
+		return false
+	}
 }
 
 // str reads a string field. A missing or null field is "" (an error when required).
@@ -119,6 +155,8 @@ func jsonType(v any) string {
 		return "an array"
 	case map[string]any:
 		return "an object"
+	case types.BufferInterface, io.Reader, []byte:
+		return "binary data"
 	default:
 		return fmt.Sprintf("%T", v)
 	}

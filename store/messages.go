@@ -83,6 +83,16 @@ func (d messageDoc) message() chat.Message {
 // batcher's goroutine and in submission order (see chat.Store).
 func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.Message, bool, error)) {
 	doc := newMessageDoc(m)
+	if doc.ClientMessageKey != "" && !d.indexesCreated() {
+		// Idempotency rests on the unique clientMessageKey index: without it
+		// a retry would store a second message. When the database refuses
+		// the index itself (duplicates already stored), the loop logs it and
+		// messages still flow.
+		if err := d.createIndexes(ctx); errors.Is(err, commserver.ErrStorageUnavailable) {
+			done(chat.Message{}, false, err)
+			return
+		}
+	}
 	d.messages.submit(ctx, doc, func(err error) {
 		switch {
 		case err == nil:

@@ -4,56 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/fitmate/commserver/notify"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// openTestDB starts the embedded store in a temporary directory.
-func openTestDB(t *testing.T) *DB {
-	t.Helper()
-	d, err := Open(context.Background(), Options{DataDir: t.TempDir(), Timeout: 10 * time.Second},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	return d
-}
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
 
 // canonical renders a raw document as indented canonical Extended JSON,
 // which keeps BSON types (int32 vs double, ObjectId, date) visible.

@@ -60,7 +60,7 @@ type DB struct {
 	messages      *batcher
 	notifications *batcher
 
-	indexesOnce sync.Once
+	indexesMu   sync.Mutex // serialises createIndexes
 	indexesDone chan struct{}
 	stop        context.CancelFunc
 	wg          sync.WaitGroup
@@ -209,9 +209,8 @@ func isNotImplemented(err error) bool {
 func (d *DB) ensureIndexesLoop(ctx context.Context) {
 	wait := 200 * time.Millisecond
 	for {
-		err := d.ensureIndexes(ctx)
+		err := d.createIndexes(ctx)
 		if err == nil {
-			close(d.indexesDone)
 			return
 		}
 		d.log.Error("store: creating indexes failed; retrying", "err", err, "retry_in", wait)
@@ -222,6 +221,33 @@ func (d *DB) ensureIndexesLoop(ctx context.Context) {
 		}
 		wait = min(wait*2, 30*time.Second)
 	}
+}
+
+// indexesCreated reports whether the indexes exist.
+func (d *DB) indexesCreated() bool {
+	select {
+	case <-d.indexesDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// createIndexes creates the indexes unless that was done. Besides the
+// background loop, a caller that relies on an index calls it, so that a
+// database that was down when the server started gets its indexes as soon
+// as it answers, not at the loop's next backoff.
+func (d *DB) createIndexes(ctx context.Context) error {
+	d.indexesMu.Lock()
+	defer d.indexesMu.Unlock()
+	if d.indexesCreated() {
+		return nil
+	}
+	if err := d.ensureIndexes(ctx); err != nil {
+		return err
+	}
+	close(d.indexesDone)
+	return nil
 }
 
 func (d *DB) ensureIndexes(ctx context.Context) error {

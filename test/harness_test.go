@@ -64,6 +64,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	t       testing.TB
 	URL     string // http://127.0.0.1:port
+	port    int
 	DataDir string
 	env     []string
 	cmd     *exec.Cmd
@@ -141,9 +142,11 @@ func tail(s string, lines int) string {
 	return strings.Join(parts, "\n")
 }
 
-func (s *server) start() {
+func (s *server) start() { s.startOn(freePort(s.t)) }
+
+func (s *server) startOn(port int) {
 	s.t.Helper()
-	port := freePort(s.t)
+	s.port = port
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	s.cmd = exec.Command(binary)
 	s.cmd.Env = append(append([]string{}, s.env...), fmt.Sprintf("PORT=%d", port))
@@ -210,6 +213,17 @@ func (s *server) Restart() {
 		s.t.Fatalf("stop: %v", err)
 	}
 	s.start()
+}
+
+// RestartSamePort stops the server gracefully and starts it again on the same
+// port and data, as a pod restarting behind its address: clients that
+// reconnect by themselves find it again.
+func (s *server) RestartSamePort() {
+	s.t.Helper()
+	if err := s.Stop(); err != nil {
+		s.t.Fatalf("stop: %v", err)
+	}
+	s.startOn(s.port)
 }
 
 // Logs returns what the server printed.

@@ -5,6 +5,8 @@
 //   connect    { name, url, auth?, transports?, reconnection?, extraHeaders?, timeoutMs? }
 //              -> { sid, transport } once connected, or { ok:false, error:{ message, data } } on connect_error
 //   emit       { name, event, args?, ack?, timeoutMs? } -> { ack } when ack is true (the server's answer)
+//              an argument { "$binary": "<base64>" } (at any depth) is sent as a binary Buffer
+//   emitRaw    { name, data }                -> {} after sending data as an Engine.IO message packet
 //   wait       { name, event, timeoutMs? }   -> { args } of the oldest unread such event (waits for one)
 //   drain      { name, event }               -> { list } of every unread such event, without waiting
 //   state      { name }                      -> { connected, transport, id }
@@ -39,6 +41,16 @@ function take(entry, event, timeoutMs) {
     function done(args) { clearTimeout(t); resolve(args); }
     list.push(done);
   });
+}
+
+// revive turns { $binary: base64 } placeholders into Buffers, so tests can send binary attachments.
+function revive(v) {
+  if (Array.isArray(v)) return v.map(revive);
+  if (v && typeof v === 'object') {
+    if (typeof v.$binary === 'string' && Object.keys(v).length === 1) return Buffer.from(v.$binary, 'base64');
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, revive(x)]));
+  }
+  return v;
 }
 
 function get(name) {
@@ -83,7 +95,7 @@ const ops = {
   },
   async emit(r) {
     const { socket } = get(r.name);
-    const args = r.args ?? [];
+    const args = revive(r.args ?? []);
     if (!r.ack) { socket.emit(r.event, ...args); return {}; }
     const ack = await socket.timeout(r.timeoutMs ?? 5000).emitWithAck(r.event, ...args);
     return { ack };

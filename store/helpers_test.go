@@ -1,0 +1,73 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fitmate/commserver/chat"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// openTestDB opens the real embedded store in a temporary directory and
+// waits for its indexes.
+func openTestDB(t *testing.T) *DB {
+	t.Helper()
+	d, err := Open(context.Background(), Options{DataDir: t.TempDir(), Timeout: 10 * time.Second},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case <-d.IndexesReady():
+	case <-time.After(30 * time.Second):
+		t.Fatal("indexes not created in 30s")
+	}
+	return d
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./store -run %s -update to create it)", err, t.Name())
+	}
+	if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// insertMessage is InsertMessage, waiting for the batched write.
+func insertMessage(ctx context.Context, d *DB, m chat.Message) (chat.Message, bool, error) {
+	type result struct {
+		m       chat.Message
+		created bool
+		err     error
+	}
+	ch := make(chan result, 1)
+	d.InsertMessage(ctx, m, func(m chat.Message, created bool, err error) { ch <- result{m, created, err} })
+	r := <-ch
+	return r.m, r.created, r.err
+}
