@@ -105,40 +105,7 @@ func (p payload) object(field string) (map[string]any, error) {
 	if !ok {
 		return nil, commserver.Invalid(field, "%s must be a JSON object, got %s", field, jsonType(v))
 	}
-	if !plainJSON(m, 0) {
-		return nil, commserver.Invalid(field, "%s may hold only JSON values (no binary attachments), nested at most %d deep", field, maxJSONDepth)
-	}
 	return m, nil
-}
-
-const maxJSONDepth = 16
-
-// plainJSON reports whether v holds only what JSON can (binary attachments
-// decode to buffers, which the library mishandles when re-emitted).
-func plainJSON(v any, depth int) bool {
-	if depth > maxJSONDepth {
-		return false
-	}
-	switch t := v.(type) {
-	case nil, string, bool, float64:
-		return true
-	case []any:
-		for _, e := range t {
-			if !plainJSON(e, depth+1) {
-				return false
-			}
-		}
-		return true
-	case map[string]any:
-		for _, e := range t {
-			if !plainJSON(e, depth+1) {
-				return false
-			}
-		}
-		return true
-	default:
-		return false
-	}
 }
 
 func jsonType(v any) string {
