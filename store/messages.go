@@ -309,12 +309,8 @@ func (d *DB) ChatUsers(ctx context.Context) ([]chat.ChatUser, error) {
 		UserInfo        bson.M    `bson:"userInfo"`
 	}
 	var rows []row
-	err := d.call(ctx, "chat users", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colMessages).Aggregate(ctx, pipeline)
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &rows)
+	err := d.all(ctx, "chat users", &rows, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colMessages).Aggregate(ctx, pipeline)
 	})
 	if err != nil && isNotImplemented(err) {
 		return d.chatUsersFallback(ctx)
@@ -338,15 +334,11 @@ func (d *DB) chatUsersFallback(ctx context.Context) ([]chat.ChatUser, error) {
 		Count int64 `bson:"messageCount"`
 	}
 	var counts []count
-	err := d.call(ctx, "chat users: counts", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colMessages).Aggregate(ctx, mongo.Pipeline{
+	err := d.all(ctx, "chat users: counts", &counts, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colMessages).Aggregate(ctx, mongo.Pipeline{
 			{{Key: "$match", Value: bson.M{"isDeleted": bson.M{"$ne": true}}}},
 			{{Key: "$group", Value: bson.M{"_id": "$senderId", "messageCount": bson.M{"$sum": 1}}}},
 		})
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &counts)
 	})
 	if err != nil {
 		return nil, err

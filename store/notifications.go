@@ -210,13 +210,9 @@ func (d *DB) InsertNotifications(ctx context.Context, ns []notify.Notification) 
 // Notifications returns the user's unexpired notifications, newest first.
 func (d *DB) Notifications(ctx context.Context, userID string, now time.Time, skip, limit int) ([]notify.Notification, error) {
 	var docs []notificationDoc
-	err := d.call(ctx, "find notifications", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colNotifications).Find(ctx, ofUser(userID, now),
+	err := d.all(ctx, "find notifications", &docs, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colNotifications).Find(ctx, ofUser(userID, now),
 			options.Find().SetSort(notificationsNewestFirst).SetSkip(int64(skip)).SetLimit(int64(limit)))
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &docs)
 	})
 	if err != nil {
 		return nil, err
@@ -235,15 +231,11 @@ func (d *DB) CountNotifications(ctx context.Context, userID string, now time.Tim
 		IsRead any   `bson:"_id"`
 		N      int64 `bson:"n"`
 	}
-	err = d.call(ctx, "count notifications", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
+	err = d.all(ctx, "count notifications", &rows, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
 			{{Key: "$match", Value: ofUser(userID, now)}},
 			{{Key: "$group", Value: bson.M{"_id": "$isRead", "n": bson.M{"$sum": 1}}}},
 		})
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &rows)
 	})
 	if err != nil {
 		return 0, 0, err
@@ -374,15 +366,11 @@ func (d *DB) DeleteExpiredNotifications(ctx context.Context, now time.Time) ([]s
 	var rows []struct {
 		UserID any `bson:"_id"`
 	}
-	err := d.call(ctx, "users with expired notifications", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
+	err := d.all(ctx, "users with expired notifications", &rows, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
 			{{Key: "$match", Value: bson.M{"expiresAt": bson.M{"$lte": now.UTC()}, "isRead": false}}},
 			{{Key: "$group", Value: bson.M{"_id": "$userId"}}},
 		})
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &rows)
 	})
 	if err != nil {
 		return nil, 0, err

@@ -70,13 +70,9 @@ func (d *DB) RoomsOfUser(ctx context.Context, userID string, limit int) ([]strin
 	var docs []struct {
 		ID string `bson:"_id"`
 	}
-	err := d.call(ctx, "rooms of user", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colRooms).Find(ctx, bson.M{"members": idValue(userID)},
+	err := d.all(ctx, "rooms of user", &docs, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colRooms).Find(ctx, bson.M{"members": idValue(userID)},
 			options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &docs)
 	})
 	if err != nil {
 		return nil, err

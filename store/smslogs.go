@@ -134,12 +134,8 @@ func (d *DB) SMSStatistics(ctx context.Context, from, to time.Time) ([]sms.Stat,
 		ID    string `bson:"_id"`
 		Count int64  `bson:"count"`
 	}
-	err := d.call(ctx, "sms statistics", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colSMSLogs).Aggregate(ctx, pipeline)
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &rows)
+	err := d.all(ctx, "sms statistics", &rows, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colSMSLogs).Aggregate(ctx, pipeline)
 	})
 	if err != nil {
 		return nil, err
@@ -154,13 +150,9 @@ func (d *DB) SMSStatistics(ctx context.Context, from, to time.Time) ([]sms.Stat,
 // SMSLogsTo returns the newest log entries of texts to a number (E.164), at most limit.
 func (d *DB) SMSLogsTo(ctx context.Context, phoneNumber string, limit int) ([]sms.LogEntry, error) {
 	var docs []smsLogDoc
-	err := d.call(ctx, "find sms logs", func(ctx context.Context) error {
-		cur, err := d.db.Collection(colSMSLogs).Find(ctx, bson.M{"phoneNumber": phoneNumber},
+	err := d.all(ctx, "find sms logs", &docs, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colSMSLogs).Find(ctx, bson.M{"phoneNumber": phoneNumber},
 			options.Find().SetSort(bson.D{{Key: "timestamp", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
-		if err != nil {
-			return err
-		}
-		return cur.All(ctx, &docs)
 	})
 	if err != nil {
 		return nil, err

@@ -324,3 +324,15 @@ func objectID(field, id string) (bson.ObjectID, error) {
 	}
 	return oid, nil
 }
+
+// all runs a query under the store's deadline and decodes every document it
+// returns into out (a pointer to a slice).
+func (d *DB) all(ctx context.Context, op string, out any, query func(ctx context.Context) (*mongo.Cursor, error)) error {
+	return d.call(ctx, op, func(ctx context.Context) error {
+		cur, err := query(ctx)
+		if err != nil {
+			return err
+		}
+		return cur.All(ctx, out)
+	})
+}

@@ -250,8 +250,15 @@ const (
 	admin = "ddddddddddddddddddddddd4"
 )
 
-// api calls a REST route and decodes the JSON answer.
-func (s *server) api(t testing.TB, method, path string, headers map[string]string, body any) (int, map[string]any) {
+// reply is an HTTP answer as a test reads it.
+type reply struct {
+	status int
+	header http.Header
+	raw    []byte
+}
+
+// do calls a route; body is sent as is when it is a string or []byte, as JSON otherwise.
+func (s *server) do(t testing.TB, method, path string, headers map[string]string, body any) reply {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -278,11 +285,18 @@ func (s *server) api(t testing.TB, method, path string, headers map[string]strin
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, raw: raw}
+}
+
+// api calls a route and decodes the JSON object it answers.
+func (s *server) api(t testing.TB, method, path string, headers map[string]string, body any) (int, map[string]any) {
+	t.Helper()
+	r := s.do(t, method, path, headers, body)
 	var out map[string]any
-	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
-		t.Fatalf("%s %s: %d, not JSON: %s", method, path, resp.StatusCode, raw)
+	if len(r.raw) > 0 && json.Unmarshal(r.raw, &out) != nil {
+		t.Fatalf("%s %s: %d, not JSON: %s", method, path, r.status, r.raw)
 	}
-	return resp.StatusCode, out
+	return r.status, out
 }
 
 func serviceKey() map[string]string { return map[string]string{"X-API-Key": testAPIKey} }

@@ -67,13 +67,6 @@ func smsServer(t *testing.T, base string, extra ...string) *server {
 	return startServer(t, append(env, extra...)...)
 }
 
-// reply is an HTTP answer as a test reads it.
-type reply struct {
-	status int
-	header http.Header
-	raw    []byte
-}
-
 func (r reply) obj(t *testing.T) map[string]any {
 	t.Helper()
 	var m map[string]any
@@ -96,34 +89,6 @@ func (r reply) errorOf(t *testing.T) (code, field string) {
 	return code, field
 }
 
-func call(t *testing.T, srv *server, method, path string, headers map[string]string, body any) reply {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, header: resp.Header, raw: raw}
-}
-
 func with(h map[string]string, kv ...string) map[string]string {
 	out := map[string]string{}
 	for k, v := range h {
@@ -143,7 +108,7 @@ func statsPath() string {
 // stats reads GET /sms/statistics for the last and next hour as status → count.
 func stats(t *testing.T, srv *server) map[string]int {
 	t.Helper()
-	r := call(t, srv, "GET", statsPath(), serviceKey(), nil)
+	r := srv.do(t, "GET", statsPath(), serviceKey(), nil)
 	var rows []struct {
 		ID    string `json:"_id"`
 		Count int    `json:"count"`
@@ -187,7 +152,7 @@ func TestSMSServiceRoutesRefuseCallersWithoutTheServiceCredential(t *testing.T) 
 			{"a user's token", bearerOf(alice), 403, "FORBIDDEN"},
 			{"expired admin token", bearerOf(admin, "role", "admin", "exp", time.Now().Add(-time.Minute).Unix()), 401, "TOKEN_EXPIRED"},
 		} {
-			r := call(t, srv, rt.method, path, c.headers, rt.body)
+			r := srv.do(t, rt.method, path, c.headers, rt.body)
 			if code, _ := r.errorOf(t); r.status != c.status || code != c.code {
 				t.Errorf("%s %s with %s: %d %s, want %d %s", rt.method, rt.path, c.name, r.status, r.raw, c.status, c.code)
 			}
@@ -202,7 +167,7 @@ func TestSMSServiceRoutesRefuseCallersWithoutTheServiceCredential(t *testing.T) 
 			path = statsPath()
 		}
 		for name, h := range map[string]map[string]string{"key": serviceKey(), "admin": bearerOf(admin, "role", "admin")} {
-			if r := call(t, srv, rt.method, path, h, rt.body); r.status != 200 {
+			if r := srv.do(t, rt.method, path, h, rt.body); r.status != 200 {
 				t.Errorf("%s %s with the %s: %d %s", rt.method, rt.path, name, r.status, r.raw)
 			}
 		}
@@ -247,7 +212,7 @@ func TestSMSBadInputIsA4xxNamingTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := call(t, srv, tt.method, tt.path, serviceKey(), tt.body)
+			r := srv.do(t, tt.method, tt.path, serviceKey(), tt.body)
 			code, field := r.errorOf(t)
 			if r.status != tt.status || code != tt.code || field != tt.field {
 				t.Fatalf("%d %s, want %d %s on %q", r.status, r.raw, tt.status, tt.code, tt.field)
@@ -267,16 +232,16 @@ func TestSMSBadInputIsA4xxNamingTheField(t *testing.T) {
 func TestSMSRoutesThroughTwiliosSpec(t *testing.T) {
 	prism := twiliomock.StartPrism(t)
 	srv := smsServer(t, prism)
-	r := call(t, srv, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "오늘도 화이팅!"})
+	r := srv.do(t, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "오늘도 화이팅!"})
 	if m := r.obj(t); r.status != 200 || m["success"] != true || m["message"] != "SMS 전송 성공" || m["status"] != "queued" {
 		t.Fatalf("send: %d %s", r.status, r.raw)
 	}
 	for _, rt := range serviceRoutes[1:3] {
-		if r := call(t, srv, rt.method, rt.path, serviceKey(), rt.body); r.status != 200 || r.obj(t)["success"] != true {
+		if r := srv.do(t, rt.method, rt.path, serviceKey(), rt.body); r.status != 200 || r.obj(t)["success"] != true {
 			t.Fatalf("%s: %d %s", rt.path, r.status, r.raw)
 		}
 	}
-	if r := call(t, srv, "POST", "/sms/request-otp", nil, map[string]any{"phoneNumber": "010-5555-6666"}); r.status != 200 ||
+	if r := srv.do(t, "POST", "/sms/request-otp", nil, map[string]any{"phoneNumber": "010-5555-6666"}); r.status != 200 ||
 		string(r.raw) != `{"success":true}`+"\n" && string(r.raw) != `{"success":true}` {
 		t.Fatalf("request-otp: %d %s", r.status, r.raw)
 	}
@@ -293,8 +258,8 @@ func TestOTPOverHTTP(t *testing.T) {
 	from := func(ip string) map[string]string { return map[string]string{"X-Forwarded-For": ip} }
 
 	// The same answer for any valid number: nothing says whether it is a user's.
-	first := call(t, srv, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": phoneLocal})
-	other := call(t, srv, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": "010-9876-5432"})
+	first := srv.do(t, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": phoneLocal})
+	other := srv.do(t, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": "010-9876-5432"})
 	if first.status != 200 || !bytes.Equal(first.raw, other.raw) || first.obj(t)["success"] != true {
 		t.Fatalf("request-otp answers differ: %d %s / %d %s", first.status, first.raw, other.status, other.raw)
 	}
@@ -305,7 +270,7 @@ func TestOTPOverHTTP(t *testing.T) {
 	}
 
 	verify := func(c string) map[string]any {
-		r := call(t, srv, "POST", "/sms/verify-otp", from("203.0.113.1"), map[string]any{"phoneNumber": phoneLocal, "otpCode": c})
+		r := srv.do(t, "POST", "/sms/verify-otp", from("203.0.113.1"), map[string]any{"phoneNumber": phoneLocal, "otpCode": c})
 		if r.status != 200 {
 			t.Fatalf("verify-otp: %d %s", r.status, r.raw)
 		}
@@ -326,7 +291,7 @@ func TestOTPOverHTTP(t *testing.T) {
 	}
 
 	// Resend cooldown: 429 with Retry-After.
-	r := call(t, srv, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": phoneLocal})
+	r := srv.do(t, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": phoneLocal})
 	if code, field := r.errorOf(t); r.status != 429 || code != "RATE_LIMITED" || field != "phoneNumber" {
 		t.Fatalf("resend in the cooldown: %d %s", r.status, r.raw)
 	}
@@ -337,20 +302,20 @@ func TestOTPOverHTTP(t *testing.T) {
 	// Per client IP (through the trusted proxy's X-Forwarded-For): 4 requests
 	// (the refused one counts), then 429.
 	for i := range 1 {
-		if r := call(t, srv, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": fmt.Sprintf("010-4000-000%d", i)}); r.status != 200 {
+		if r := srv.do(t, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": fmt.Sprintf("010-4000-000%d", i)}); r.status != 200 {
 			t.Fatalf("request %d: %d %s", i+3, r.status, r.raw)
 		}
 	}
-	r = call(t, srv, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": "010-4000-0009"})
+	r = srv.do(t, "POST", "/sms/request-otp", from("203.0.113.1"), map[string]any{"phoneNumber": "010-4000-0009"})
 	if code, _ := r.errorOf(t); r.status != 429 || code != "RATE_LIMITED" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("5th request from one address: %d %s", r.status, r.raw)
 	}
 	// A spoofed left-most hop does not escape the limit; another client does.
-	r = call(t, srv, "POST", "/sms/request-otp", from("1.2.3.4, 203.0.113.1"), map[string]any{"phoneNumber": "010-4000-0009"})
+	r = srv.do(t, "POST", "/sms/request-otp", from("1.2.3.4, 203.0.113.1"), map[string]any{"phoneNumber": "010-4000-0009"})
 	if r.status != 429 {
 		t.Fatalf("spoofed X-Forwarded-For escaped the limit: %d %s", r.status, r.raw)
 	}
-	if r := call(t, srv, "POST", "/sms/request-otp", from("198.51.100.2"), map[string]any{"phoneNumber": "010-4000-0009"}); r.status != 200 {
+	if r := srv.do(t, "POST", "/sms/request-otp", from("198.51.100.2"), map[string]any{"phoneNumber": "010-4000-0009"}); r.status != 200 {
 		t.Fatalf("another address: %d %s", r.status, r.raw)
 	}
 	var codes []string
@@ -403,16 +368,16 @@ func TestOTPOverHTTP(t *testing.T) {
 func TestOTPFailsClosedWithoutRedis(t *testing.T) {
 	t.Run("no REDIS_URL", func(t *testing.T) {
 		srv := startServer(t, "SMS_SENDER=log")
-		r := call(t, srv, "POST", "/sms/request-otp", nil, map[string]any{"phoneNumber": phoneLocal})
+		r := srv.do(t, "POST", "/sms/request-otp", nil, map[string]any{"phoneNumber": phoneLocal})
 		if code, _ := r.errorOf(t); r.status != 503 || code != "SERVICE_UNAVAILABLE" || !strings.Contains(string(r.raw), "Redis") {
 			t.Fatalf("request-otp: %d %s", r.status, r.raw)
 		}
-		r = call(t, srv, "POST", "/sms/verify-otp", nil, map[string]any{"phoneNumber": phoneLocal, "otpCode": "123456"})
+		r = srv.do(t, "POST", "/sms/verify-otp", nil, map[string]any{"phoneNumber": phoneLocal, "otpCode": "123456"})
 		if r.status != 503 {
 			t.Fatalf("verify-otp: %d %s", r.status, r.raw)
 		}
 		// The rest of SMS works, and the development sender says it did not send.
-		r = call(t, srv, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "dev text"})
+		r = srv.do(t, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "dev text"})
 		if m := r.obj(t); r.status != 200 || m["success"] != true || m["status"] != "logged" {
 			t.Fatalf("send with SMS_SENDER=log: %d %s", r.status, r.raw)
 		}
@@ -435,11 +400,11 @@ func TestOTPFailsClosedWithoutRedis(t *testing.T) {
 		l.Close()
 		fake := twiliomock.StartFake(t)
 		srv := startServer(t, append(twilioEnv(fake.URL), "REDIS_URL=redis://"+dead)...)
-		r := call(t, srv, "POST", "/sms/request-otp", nil, map[string]any{"phoneNumber": phoneLocal})
+		r := srv.do(t, "POST", "/sms/request-otp", nil, map[string]any{"phoneNumber": phoneLocal})
 		if code, _ := r.errorOf(t); r.status != 503 || code != "SERVICE_UNAVAILABLE" {
 			t.Fatalf("request-otp: %d %s", r.status, r.raw)
 		}
-		r = call(t, srv, "POST", "/sms/verify-otp", nil, map[string]any{"phoneNumber": phoneLocal, "otpCode": "123456"})
+		r = srv.do(t, "POST", "/sms/verify-otp", nil, map[string]any{"phoneNumber": phoneLocal, "otpCode": "123456"})
 		if r.status != 503 {
 			t.Fatalf("verify-otp: %d %s", r.status, r.raw)
 		}
@@ -451,7 +416,7 @@ func TestOTPFailsClosedWithoutRedis(t *testing.T) {
 
 func TestSMSWithoutTwilioCredentialsIsRefusedAndLogged(t *testing.T) {
 	srv := startServer(t)
-	r := call(t, srv, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
+	r := srv.do(t, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
 	if code, _ := r.errorOf(t); r.status != 503 || code != "SERVICE_UNAVAILABLE" || !strings.Contains(string(r.raw), "TWILIO_ACCOUNT_SID") {
 		t.Fatalf("send: %d %s", r.status, r.raw)
 	}
@@ -464,11 +429,11 @@ func TestSMSTwilioFailuresOverHTTP(t *testing.T) {
 	fake := twiliomock.StartFake(t, twiliomock.Reply{Status: 400, Code: 21211, Message: "The 'To' number +821012345678 is not a valid phone number."},
 		twiliomock.Reply{Status: 503, Code: 20503, Message: "Service Unavailable"})
 	srv := smsServer(t, fake.URL)
-	r := call(t, srv, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
+	r := srv.do(t, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
 	if code, field := r.errorOf(t); r.status != 502 || code != "UPSTREAM_ERROR" || field != "phoneNumber" || !strings.Contains(string(r.raw), "21211") {
 		t.Fatalf("21211: %d %s", r.status, r.raw)
 	}
-	r = call(t, srv, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
+	r = srv.do(t, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
 	if code, _ := r.errorOf(t); r.status != 502 || code != "UPSTREAM_ERROR" || !strings.Contains(string(r.raw), "unknown") {
 		t.Fatalf("503: %d %s", r.status, r.raw)
 	}
@@ -483,7 +448,7 @@ func TestSMSTwilioFailuresOverHTTP(t *testing.T) {
 func TestSMSStatusCallbackOverHTTP(t *testing.T) {
 	fake := twiliomock.StartFake(t)
 	srv := smsServer(t, fake.URL, "PUBLIC_URL="+publicURL)
-	r := call(t, srv, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
+	r := srv.do(t, "POST", "/sms/send", serviceKey(), map[string]any{"phoneNumber": phoneLocal, "message": "hi"})
 	if r.status != 200 {
 		t.Fatalf("send: %d %s", r.status, r.raw)
 	}

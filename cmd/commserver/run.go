@@ -105,6 +105,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	wg.Add(2)
 	go func() { defer wg.Done(); chatSvc.Run(bg) }()
 	go func() { defer wg.Done(); notifySvc.Run(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); trimMemory(bg, 2*time.Second, 64<<20, log) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
