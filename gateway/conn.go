@@ -26,7 +26,7 @@ import (
 // maxPendingBytes is how much unsent data a connection may gather. A client
 // that reads slower than it is sent to is cut off rather than allowed to grow
 // the server's memory without bound; it reconnects and catches up from history.
-const maxPendingBytes = 8 << 20
+const maxPendingBytes = 4 << 20
 
 var errSlowConsumer = errors.New("websocket client too slow: pending writes over the limit")
 
