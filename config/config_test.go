@@ -71,12 +71,7 @@ func TestLoadTable(t *testing.T) {
 	smallRSA, _ := rsa.GenerateKey(rand.Reader, 1024)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	tests := []struct {
-		name    string
-		env     map[string]string
-		wantErr string
-		check   func(*testing.T, Config)
-	}{
+	tests := []loadCase{
 		{"no key at all", map[string]string{}, "JWT_SECRET or JWT_PUBLIC_KEY is required", nil},
 		{"31-byte secret", map[string]string{"JWT_SECRET": secret[:31]}, "at least 32", nil},
 		{"RSA public key", map[string]string{"JWT_PUBLIC_KEY": pemOf(t, &rsaKey.PublicKey)}, "", func(t *testing.T, c Config) {
@@ -153,21 +148,7 @@ func TestLoadTable(t *testing.T) {
 			}
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(env(tt.env))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.check(t, c)
-		})
-	}
+	runLoadCases(t, tests)
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
@@ -218,12 +199,7 @@ func TestLoadSMSDefaults(t *testing.T) {
 func TestLoadSMSTable(t *testing.T) {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pepper := "otp-pepper-0123456789abcdef012345"
-	tests := []struct {
-		name    string
-		env     map[string]string
-		wantErr string
-		check   func(*testing.T, Config)
-	}{
+	tests := []loadCase{
 		{"explicit pepper", map[string]string{"JWT_SECRET": secret, "OTP_PEPPER": pepper}, "", func(t *testing.T, c Config) {
 			if string(c.OTPPepper) != pepper {
 				t.Errorf("pepper %q", c.OTPPepper)
@@ -268,6 +244,32 @@ func TestLoadSMSTable(t *testing.T) {
 		}},
 		{"sender", map[string]string{"JWT_SECRET": secret, "SMS_SENDER": "carrier-pigeon"}, "SMS_SENDER=", nil},
 	}
+	runLoadCases(t, tests)
+}
+
+func TestOTPPepperNeverPrinted(t *testing.T) {
+	pepper := "otp-pepper-0123456789abcdef012345"
+	c, err := Load(env(map[string]string{"JWT_SECRET": secret, "OTP_PEPPER": pepper,
+		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "twilio-token-xyz"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := c.String(); strings.Contains(out, pepper) || strings.Contains(out, "twilio-token-xyz") {
+		t.Fatalf("printed config holds a secret: %s", out)
+	}
+}
+
+// loadCase is one environment and what Load must make of it: an error
+// containing wantErr, or a Config that check accepts.
+type loadCase struct {
+	name    string
+	env     map[string]string
+	wantErr string
+	check   func(*testing.T, Config)
+}
+
+func runLoadCases(t *testing.T, tests []loadCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Load(env(tt.env))
@@ -282,17 +284,5 @@ func TestLoadSMSTable(t *testing.T) {
 			}
 			tt.check(t, c)
 		})
-	}
-}
-
-func TestOTPPepperNeverPrinted(t *testing.T) {
-	pepper := "otp-pepper-0123456789abcdef012345"
-	c, err := Load(env(map[string]string{"JWT_SECRET": secret, "OTP_PEPPER": pepper,
-		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "twilio-token-xyz"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out := c.String(); strings.Contains(out, pepper) || strings.Contains(out, "twilio-token-xyz") {
-		t.Fatalf("printed config holds a secret: %s", out)
 	}
 }
