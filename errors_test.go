@@ -33,3 +33,18 @@ func TestInternalErrorsHideTheirText(t *testing.T) {
 		t.Fatalf("ErrorMessage leaks %q", got)
 	}
 }
+
+func TestIsObjectID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"0123456789abcdef01234567":  true,
+		"0123456789ABCDEF01234567":  true,
+		"0123456789abcdef0123456":   false, // 23
+		"0123456789abcdef012345678": false,
+		"0123456789abcdef0123456g":  false,
+		"":                          false,
+	} {
+		if got := commserver.IsObjectID(s); got != want {
+			t.Errorf("IsObjectID(%q) = %v", s, got)
+		}
+	}
+}

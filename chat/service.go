@@ -154,9 +154,9 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-var roomIDChars = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
-var clientIDChars = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
-var objectIDHex = regexp.MustCompile(`^[0-9a-fA-F]{24}$`)
+// idChars is what room ids and client message ids may hold: no "/", which
+// the store uses to join them into one key.
+var idChars = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 
 // ValidateRoomID checks the shape of a room id.
 func (s *Service) ValidateRoomID(id string) error {
@@ -165,7 +165,7 @@ func (s *Service) ValidateRoomID(id string) error {
 		return commserver.Invalid("chatRoomId", "chatRoomId is required")
 	case len(id) > s.opts.MaxRoomIDLength:
 		return commserver.Invalid("chatRoomId", "chatRoomId is longer than %d characters", s.opts.MaxRoomIDLength)
-	case !roomIDChars.MatchString(id):
+	case !idChars.MatchString(id):
 		return commserver.Invalid("chatRoomId", "chatRoomId may hold only letters, digits and _ . : -")
 	}
 	return nil
@@ -173,7 +173,7 @@ func (s *Service) ValidateRoomID(id string) error {
 
 // ValidateMessageID checks that id looks like a MongoDB ObjectId.
 func ValidateMessageID(field, id string) error {
-	if !objectIDHex.MatchString(id) {
+	if !commserver.IsObjectID(id) {
 		return commserver.Invalid(field, "%s must be a 24-character hexadecimal message id", field)
 	}
 	return nil
@@ -278,7 +278,7 @@ func (s *Service) validateSend(in *SendInput) error {
 	default:
 		return commserver.Invalid("messageType", "messageType must be one of text, image, file, system")
 	}
-	if in.ClientMessageID != "" && (len(in.ClientMessageID) > maxClientMessageID || !clientIDChars.MatchString(in.ClientMessageID)) {
+	if in.ClientMessageID != "" && (len(in.ClientMessageID) > maxClientMessageID || !idChars.MatchString(in.ClientMessageID)) {
 		return commserver.Invalid("clientMessageId", "clientMessageId must be 1 to %d letters, digits or _ . : -", maxClientMessageID)
 	}
 	if in.ReplyTo != "" {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -16,11 +15,9 @@ import (
 // nested past 100 levels; no notification needs more than a few).
 const maxDataDepth = 16
 
-var objectIDHex = regexp.MustCompile(`^[0-9a-fA-F]{24}$`)
-
 // ValidateID checks that id looks like a notification's id (a MongoDB ObjectId).
 func ValidateID(field, id string) error {
-	if !objectIDHex.MatchString(id) {
+	if !commserver.IsObjectID(id) {
 		return commserver.Invalid(field, "%s must be a 24-character hexadecimal notification id", field)
 	}
 	return nil

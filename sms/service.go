@@ -287,7 +287,7 @@ func (s *Service) HandleStatusCallback(ctx context.Context, requestURI string, f
 	}
 	u := StatusUpdate{SID: form.Get("MessageSid"), Status: st}
 	if ru, err := url.ParseRequestURI(requestURI); err == nil {
-		if id := ru.Query().Get("log"); isObjectID(id) {
+		if id := ru.Query().Get("log"); commserver.IsObjectID(id) {
 			u.LogID = id
 		}
 	}
@@ -420,16 +420,4 @@ func scrub(s, secret string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, secret, OTPMask)
-}
-
-func isObjectID(s string) bool {
-	if len(s) != 24 {
-		return false
-	}
-	for _, r := range s {
-		if !strings.ContainsRune("0123456789abcdef", r) {
-			return false
-		}
-	}
-	return true
 }
