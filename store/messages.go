@@ -28,7 +28,7 @@ type messageDoc struct {
 	ReadBy           []any          `bson:"readBy"`
 	IsDeleted        bool           `bson:"isDeleted"`
 	ReplyTo          *bson.ObjectID `bson:"replyTo,omitempty"`
-	Metadata         bson.M         `bson:"metadata,omitempty"`
+	Metadata         any            `bson:"metadata,omitempty"`
 	ClientMessageID  string         `bson:"clientMessageId,omitempty"`
 	ClientMessageKey string         `bson:"clientMessageKey,omitempty"`
 	CreatedAt        time.Time      `bson:"createdAt"`
@@ -40,7 +40,10 @@ func newMessageDoc(m chat.Message) messageDoc {
 	d := messageDoc{
 		ID: bson.NewObjectID(), ChatRoomID: m.ChatRoomID, SenderID: idValue(m.SenderID), Message: m.Text,
 		MessageType: m.Type, Timestamp: m.Timestamp, ReadBy: idValues(m.ReadBy), IsDeleted: m.IsDeleted,
-		Metadata: m.Metadata, ClientMessageID: m.ClientMessageID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		ClientMessageID: m.ClientMessageID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+	}
+	if m.Metadata != nil {
+		d.Metadata = bsonValue(m.Metadata)
 	}
 	if m.ReplyTo != "" {
 		if oid, err := bson.ObjectIDFromHex(m.ReplyTo); err == nil {
@@ -62,9 +65,12 @@ func clientMessageKey(room, clientID, sender string) string {
 func (d messageDoc) message() chat.Message {
 	m := chat.Message{
 		ID: d.ID.Hex(), ChatRoomID: d.ChatRoomID, SenderID: idString(d.SenderID), Text: d.Message,
-		Type: d.MessageType, Timestamp: d.Timestamp.UTC(), IsDeleted: d.IsDeleted, Metadata: d.Metadata,
+		Type: d.MessageType, Timestamp: d.Timestamp.UTC(), IsDeleted: d.IsDeleted,
 		ClientMessageID: d.ClientMessageID, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 		ReadBy: make([]string, len(d.ReadBy)),
+	}
+	if meta, ok := plainValue(d.Metadata).(map[string]any); ok {
+		m.Metadata = meta
 	}
 	if m.Type == "" {
 		m.Type = chat.TypeText

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"math"
-	"slices"
 	"time"
 
 	commserver "github.com/fitmate/commserver"
@@ -70,89 +68,6 @@ func (d notificationDoc) notification() notify.Notification {
 		n.UpdatedAt = n.CreatedAt
 	}
 	return n
-}
-
-// bsonValue turns decoded JSON into what Node's BSON serializer would have
-// stored for the same JavaScript value: objects keep their keys (sorted here,
-// as Go maps have no order), and whole numbers that fit 32 bits are int32.
-func bsonValue(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		d := make(bson.D, len(keys))
-		for i, k := range keys {
-			d[i] = bson.E{Key: k, Value: bsonValue(t[k])}
-		}
-		return d
-	case []any:
-		a := make(bson.A, len(t))
-		for i, e := range t {
-			a[i] = bsonValue(e)
-		}
-		return a
-	case float64:
-		if t == math.Trunc(t) && t >= math.MinInt32 && t <= math.MaxInt32 && !(t == 0 && math.Signbit(t)) {
-			return int32(t)
-		}
-		return t
-	default:
-		return v
-	}
-}
-
-// jsDateFormat is how JavaScript's Date.prototype.toJSON writes a date.
-const jsDateFormat = "2006-01-02T15:04:05.000Z"
-
-// plainValue turns a decoded BSON value into plain JSON values, as
-// Mongoose's toJSON gave them to the app: documents become maps, ids hex
-// strings, dates ISO strings.
-func plainValue(v any) any {
-	switch t := v.(type) {
-	case bson.D:
-		m := make(map[string]any, len(t))
-		for _, e := range t {
-			m[e.Key] = plainValue(e.Value)
-		}
-		return m
-	case bson.M:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[k] = plainValue(e)
-		}
-		return m
-	case map[string]any:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[k] = plainValue(e)
-		}
-		return m
-	case bson.A:
-		a := make([]any, len(t))
-		for i, e := range t {
-			a[i] = plainValue(e)
-		}
-		return a
-	case []any:
-		a := make([]any, len(t))
-		for i, e := range t {
-			a[i] = plainValue(e)
-		}
-		return a
-	case bson.ObjectID:
-		return t.Hex()
-	case bson.DateTime:
-		return t.Time().UTC().Format(jsDateFormat)
-	case time.Time:
-		return t.UTC().Format(jsDateFormat)
-	case bson.Decimal128:
-		return t.String()
-	default:
-		return v
-	}
 }
 
 // unexpired selects notifications whose expiresAt is absent or in the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -143,7 +144,7 @@ func TestMongooseDocumentsReadBack(t *testing.T) {
 			{Key: "replyTo", Value: reply}, {Key: "metadata", Value: bson.D{{Key: "width", Value: int32(640)}}},
 			{Key: "createdAt", Value: at(2)}, {Key: "updatedAt", Value: at(2)}, {Key: "__v", Value: int32(0)},
 		}, chat.Message{ID: "65e1c9000000000000000012", ChatRoomID: "room-m", SenderID: bob.Hex(), Text: "photo",
-			Type: chat.TypeImage, Timestamp: at(2), ReadBy: []string{}, ReplyTo: reply.Hex(), Metadata: map[string]any{"width": int32(640)},
+			Type: chat.TypeImage, Timestamp: at(2), ReadBy: []string{}, ReplyTo: reply.Hex(), Metadata: map[string]any{"width": 640.0},
 			CreatedAt: at(2), UpdatedAt: at(2)}},
 		{"missing optional fields", bson.D{
 			{Key: "_id", Value: mustOID(t, "65e1c9000000000000000013")}, {Key: "chatRoomId", Value: "room-m"},
@@ -215,4 +216,26 @@ func TestMongooseDocumentsReadBack(t *testing.T) {
 		}
 		t.Fatal("no readBy after mark read")
 	})
+}
+
+// Nested metadata reads back as the JSON object it was (the driver decodes
+// nested documents into bson.D, which would reach the app as a list of
+// {Key, Value} pairs).
+func TestMessageMetadataRoundTrips(t *testing.T) {
+	d := openTestDB(t)
+	meta := map[string]any{"file": map[string]any{"name": "run.gpx", "size": 2048.0, "tags": []any{"a", map[string]any{"b": true}}}}
+	stored, _, err := insertMessage(context.Background(), d, chat.Message{ChatRoomID: "room-1", SenderID: "aaaaaaaaaaaaaaaaaaaaaaa1",
+		Text: "route", Type: chat.TypeFile, Timestamp: fixedTime, ReadBy: []string{}, Metadata: meta, CreatedAt: fixedTime, UpdatedAt: fixedTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := d.Message(context.Background(), stored.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(back.Metadata)
+	want, _ := json.Marshal(meta)
+	if string(got) != string(want) {
+		t.Fatalf("metadata read back as %s, want %s", got, want)
+	}
 }
