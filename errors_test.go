@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	commserver "github.com/fitmate/commserver"
 )
@@ -45,6 +46,19 @@ func TestIsObjectID(t *testing.T) {
 	} {
 		if got := commserver.IsObjectID(s); got != want {
 			t.Errorf("IsObjectID(%q) = %v", s, got)
+		}
+	}
+}
+
+func TestJSTimeWritesDatesAsJavaScript(t *testing.T) {
+	for in, want := range map[time.Time]string{
+		time.Date(2025, 3, 1, 12, 30, 45, 590_000_000, time.UTC):                      `"2025-03-01T12:30:45.590Z"`,
+		time.Date(2025, 3, 1, 12, 30, 45, 0, time.UTC):                                `"2025-03-01T12:30:45.000Z"`,
+		time.Date(2025, 3, 1, 21, 30, 45, 123_456_789, time.FixedZone("KST", 9*3600)): `"2025-03-01T12:30:45.123Z"`,
+	} {
+		got, _ := commserver.JSTime(in).MarshalJSON()
+		if string(got) != want {
+			t.Errorf("%v → %s, want %s", in, got, want)
 		}
 	}
 }

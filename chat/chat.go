@@ -9,6 +9,8 @@ package chat
 import (
 	"encoding/json"
 	"time"
+
+	commserver "github.com/fitmate/commserver"
 )
 
 // Message types (the seed's enum).
@@ -72,22 +74,22 @@ func (m Message) MarshalJSON() ([]byte, error) {
 		readBy = []string{}
 	}
 	return json.Marshal(struct {
-		ID              string         `json:"_id"`
-		ChatRoomID      string         `json:"chatRoomId"`
-		SenderID        any            `json:"senderId"`
-		Message         string         `json:"message"`
-		MessageType     string         `json:"messageType"`
-		Timestamp       time.Time      `json:"timestamp"`
-		ReadBy          []string       `json:"readBy"`
-		IsDeleted       bool           `json:"isDeleted"`
-		ReplyTo         string         `json:"replyTo,omitempty"`
-		Metadata        map[string]any `json:"metadata,omitempty"`
-		ClientMessageID string         `json:"clientMessageId,omitempty"`
-		CreatedAt       time.Time      `json:"createdAt"`
-		UpdatedAt       time.Time      `json:"updatedAt"`
-		V               int            `json:"__v"`
-	}{m.ID, m.ChatRoomID, sender, m.Text, m.Type, m.Timestamp, readBy, m.IsDeleted, m.ReplyTo,
-		m.Metadata, m.ClientMessageID, m.CreatedAt, m.UpdatedAt, 0})
+		ID              string            `json:"_id"`
+		ChatRoomID      string            `json:"chatRoomId"`
+		SenderID        any               `json:"senderId"`
+		Message         string            `json:"message"`
+		MessageType     string            `json:"messageType"`
+		Timestamp       commserver.JSTime `json:"timestamp"`
+		ReadBy          []string          `json:"readBy"`
+		IsDeleted       bool              `json:"isDeleted"`
+		ReplyTo         string            `json:"replyTo,omitempty"`
+		Metadata        map[string]any    `json:"metadata,omitempty"`
+		ClientMessageID string            `json:"clientMessageId,omitempty"`
+		CreatedAt       commserver.JSTime `json:"createdAt"`
+		UpdatedAt       commserver.JSTime `json:"updatedAt"`
+		V               int               `json:"__v"`
+	}{m.ID, m.ChatRoomID, sender, m.Text, m.Type, commserver.JSTime(m.Timestamp), readBy, m.IsDeleted, m.ReplyTo,
+		m.Metadata, m.ClientMessageID, commserver.JSTime(m.CreatedAt), commserver.JSTime(m.UpdatedAt), 0})
 }
 
 // Room is a chat room: its id and the users who belong to it.

@@ -15,6 +15,8 @@ package notify
 import (
 	"encoding/json"
 	"time"
+
+	commserver "github.com/fitmate/commserver"
 )
 
 // Notification types: the seed's enum, plus weekly_report, which the seed's
@@ -70,42 +72,26 @@ type Notification struct {
 	Priority  string
 }
 
-// jsTime is a time written as JavaScript's Date.prototype.toJSON writes it
-// (what Mongoose's toJSON gave the app): UTC with exactly three decimals.
-type jsTime time.Time
-
-func (t jsTime) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02T15:04:05.000Z") + `"`), nil
-}
-
-func jsTimePtr(t *time.Time) *jsTime {
-	if t == nil {
-		return nil
-	}
-	j := jsTime(*t)
-	return &j
-}
-
 // MarshalJSON writes the notification as Mongoose's toJSON did: _id, the
 // schema's fields, the timestamps and __v; data, readAt and expiresAt only
 // when set.
 func (n Notification) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		ID        string         `json:"_id"`
-		UserID    string         `json:"userId"`
-		Title     string         `json:"title"`
-		Message   string         `json:"message"`
-		Type      string         `json:"type"`
-		Data      map[string]any `json:"data,omitempty"`
-		IsRead    bool           `json:"isRead"`
-		ReadAt    *jsTime        `json:"readAt,omitempty"`
-		CreatedAt jsTime         `json:"createdAt"`
-		UpdatedAt jsTime         `json:"updatedAt"`
-		ExpiresAt *jsTime        `json:"expiresAt,omitempty"`
-		Priority  string         `json:"priority"`
-		V         int            `json:"__v"`
-	}{n.ID, n.UserID, n.Title, n.Message, n.Type, n.Data, n.IsRead, jsTimePtr(n.ReadAt),
-		jsTime(n.CreatedAt), jsTime(n.UpdatedAt), jsTimePtr(n.ExpiresAt), n.Priority, 0})
+		ID        string             `json:"_id"`
+		UserID    string             `json:"userId"`
+		Title     string             `json:"title"`
+		Message   string             `json:"message"`
+		Type      string             `json:"type"`
+		Data      map[string]any     `json:"data,omitempty"`
+		IsRead    bool               `json:"isRead"`
+		ReadAt    *commserver.JSTime `json:"readAt,omitempty"`
+		CreatedAt commserver.JSTime  `json:"createdAt"`
+		UpdatedAt commserver.JSTime  `json:"updatedAt"`
+		ExpiresAt *commserver.JSTime `json:"expiresAt,omitempty"`
+		Priority  string             `json:"priority"`
+		V         int                `json:"__v"`
+	}{n.ID, n.UserID, n.Title, n.Message, n.Type, n.Data, n.IsRead, commserver.JSTimePtr(n.ReadAt),
+		commserver.JSTime(n.CreatedAt), commserver.JSTime(n.UpdatedAt), commserver.JSTimePtr(n.ExpiresAt), n.Priority, 0})
 }
 
 // CreateInput is what the main backend (or this server) asks to notify.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	commserver "github.com/fitmate/commserver"
 	"math"
 	"slices"
 	"time"
@@ -44,9 +45,6 @@ func bsonValue(v any) any {
 	}
 }
 
-// jsDateFormat is how JavaScript's Date.prototype.toJSON writes a date.
-const jsDateFormat = "2006-01-02T15:04:05.000Z"
-
 // plainValue turns a decoded BSON value into plain JSON values, as
 // Mongoose's toJSON gave them to the app: documents become maps, ids hex
 // strings, dates ISO strings, numbers float64.
@@ -85,9 +83,9 @@ func plainValue(v any) any {
 	case bson.ObjectID:
 		return t.Hex()
 	case bson.DateTime:
-		return t.Time().UTC().Format(jsDateFormat)
+		return t.Time().UTC().Format(commserver.JSDateFormat)
 	case time.Time:
-		return t.UTC().Format(jsDateFormat)
+		return t.UTC().Format(commserver.JSDateFormat)
 	case bson.Decimal128:
 		return t.String()
 	case int32: // numbers come back as decoded JSON has them
