@@ -10,12 +10,12 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/notify"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
 // Events the server emits that are not chat's.
 const (
-	eventUnreadCount  = "unreadNotificationCount"
 	eventUserOnline   = "userOnline"
 	eventUserOffline  = "userOffline"
 	eventChatHistory  = "chatHistory"
@@ -128,7 +128,7 @@ func (h *Hub) onConnect(s *socket.Socket) {
 	if n, err := h.deps.Unread.UnreadCount(ctx, uid); err != nil {
 		h.log.Warn("unread count on connect", "user", uid, "err", err)
 	} else {
-		_ = s.Emit(eventUnreadCount, n)
+		_ = s.Emit(notify.EventUnreadCount, n)
 	}
 	if first, err := h.deps.Presence.Connect(ctx, uid, string(s.Id())); err != nil {
 		h.log.Warn("presence connect", "user", uid, "err", err)

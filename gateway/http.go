@@ -249,7 +249,7 @@ func decodeJSON(c *gin.Context, dst any) error {
 		}
 		return nil
 	case errors.As(err, &big):
-		return &commserver.Error{Code: commserver.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", big.Limit)}
+		return bodyTooLarge(big)
 	case errors.Is(err, io.EOF):
 		return commserver.Invalid("", "request body is empty; send a JSON object")
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
@@ -263,6 +263,11 @@ func decodeJSON(c *gin.Context, dst any) error {
 	default:
 		return commserver.Invalid("", "request body could not be read: %v", err)
 	}
+}
+
+// bodyTooLarge is the error of a body cut off by http.MaxBytesReader.
+func bodyTooLarge(big *http.MaxBytesError) error {
+	return &commserver.Error{Code: commserver.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", big.Limit)}
 }
 
 func describeType(t reflect.Type) string {

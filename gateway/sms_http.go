@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -166,7 +165,7 @@ func (a *api) smsStatusCallback(c *gin.Context) {
 	if err := c.Request.ParseForm(); err != nil {
 		var big *http.MaxBytesError
 		if errors.As(err, &big) {
-			a.writeError(c, &commserver.Error{Code: commserver.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", big.Limit)})
+			a.writeError(c, bodyTooLarge(big))
 			return
 		}
 		a.writeError(c, commserver.Invalid("", "request body is not a form: %v", err))

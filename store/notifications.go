@@ -176,11 +176,6 @@ func (d *DB) CountUnread(ctx context.Context, userID string, now time.Time) (int
 	return n, err
 }
 
-// UnreadCount counts the user's unread, unexpired notifications now.
-func (d *DB) UnreadCount(ctx context.Context, userID string) (int64, error) {
-	return d.CountUnread(ctx, userID, time.Now())
-}
-
 func notificationNotFound(id string) error {
 	return &commserver.Error{Code: commserver.CodeNotFound, Field: "id", Message: "no notification " + id}
 }
@@ -283,7 +278,7 @@ func (d *DB) DeleteExpiredNotifications(ctx context.Context, now time.Time) ([]s
 	}
 	err := d.all(ctx, "users with expired notifications", &rows, func(ctx context.Context) (*mongo.Cursor, error) {
 		return d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
-			{{Key: "$match", Value: bson.M{"expiresAt": bson.M{"$lte": now.UTC()}, "isRead": false}}},
+			{{Key: "$match", Value: bson.M{"expiresAt": expired["expiresAt"], "isRead": false}}},
 			{{Key: "$group", Value: bson.M{"_id": "$userId"}}},
 		})
 	})
