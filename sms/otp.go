@@ -57,14 +57,6 @@ func NewVerifications(rdb redis.UniversalClient, o OTPOptions) *Verifications {
 // TTL is a code's lifetime.
 func (v *Verifications) TTL() time.Duration { return v.o.TTL }
 
-// Ping reports whether Redis answers.
-func (v *Verifications) Ping(ctx context.Context) error {
-	if err := v.rdb.Ping(ctx).Err(); err != nil {
-		return otpDown(err)
-	}
-	return nil
-}
-
 // newCode returns six uniformly random digits from crypto/rand.
 func newCode() (string, error) {
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
