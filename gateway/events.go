@@ -100,6 +100,7 @@ func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 	p, err := h.deps.Verifier.Verify(token)
 	if err != nil {
 		h.deps.Metrics.handshake(commserver.ErrorCode(err))
+		h.log.Debug("handshake refused", "code", commserver.ErrorCode(err), "reason", commserver.ErrorMessage(err))
 		next(socket.NewExtendedError(commserver.ErrorMessage(err), map[string]any{"code": string(commserver.ErrorCode(err))}))
 		return
 	}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -26,9 +27,19 @@ func dialGo(t *testing.T, srv *server, tok string, ts ...engine.TransportCtor) *
 	opts := client.DefaultOptions()
 	opts.SetAuth(map[string]any{"token": tok})
 	opts.SetTransports(types.NewSet(ts...))
-	opts.SetReconnection(false)
+	// The client's Manager.Open subscribes to its engine's "open" after the
+	// engine has started dialling; over WebSocket only the server's OPEN can
+	// come first and the attempt hangs until its timeout (seen about once in
+	// 40 dials here). A short timeout and two more attempts absorb that
+	// client race; a refusal by the server (CONNECT_ERROR) is never retried.
+	opts.SetReconnection(true)
+	opts.SetReconnectionAttempts(2)
+	opts.SetReconnectionDelay(50)
+	opts.SetReconnectionDelayMax(100)
 	opts.SetForceNew(true)
-	opts.SetTimeout(5 * time.Second)
+	opts.SetTimeout(1500 * time.Millisecond)
+	// Handlers go on before the socket connects.
+	opts.SetAutoConnect(false)
 	s, err := client.Io(srv.URL, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +53,7 @@ func dialGo(t *testing.T, srv *server, tok string, ts ...engine.TransportCtor) *
 	for _, ev := range []string{"connect", "connect_error", "disconnect"} {
 		s.On(types.EventName(ev), func(args ...any) { g.events <- goEvent{"$" + ev, args} })
 	}
+	s.Connect()
 	return g
 }
 
@@ -121,9 +133,16 @@ func TestGoClient(t *testing.T) {
 			}
 
 			bad := dialGo(t, srv, "garbage", ts...)
-			e, _ := bad.next(t, "$connect_error").(error)
+			got := bad.next(t, "$connect_error")
+			for i := 0; i < 2 && fmt.Sprint(got) == "timeout"; i++ {
+				got = bad.next(t, "$connect_error") // the client race above; it tries again
+			}
+			e, _ := got.(*types.ExtendedError)
 			if e == nil {
-				t.Fatal("connect_error without an error")
+				t.Fatalf("connect_error %T %v, want the server's refusal", got, got)
+			}
+			if data, _ := e.Data.(map[string]any); data["code"] != "TOKEN_MALFORMED" {
+				t.Errorf("connect_error %q data %v, want code TOKEN_MALFORMED", e.Message, e.Data)
 			}
 		})
 	}
