@@ -43,8 +43,7 @@ func checkText(field, s string, max int) error {
 		return commserver.Invalid(field, "%s is required and may not be blank", field)
 	}
 	if n := utf8.RuneCountInString(s); n > max {
-		return &commserver.Error{Code: commserver.CodeTooLarge, Field: field,
-			Message: fmt.Sprintf("%s is %d characters; the limit is %d", field, n, max)}
+		return commserver.Invalid(field, "%s is %d characters; the limit is %d", field, n, max)
 	}
 	return nil
 }
@@ -60,8 +59,7 @@ func checkData(data map[string]any) error {
 		return commserver.Invalid("data", "data must be a JSON object")
 	}
 	if len(b) > MaxDataBytes {
-		return &commserver.Error{Code: commserver.CodeTooLarge, Field: "data",
-			Message: fmt.Sprintf("data is %d bytes as JSON; the limit is %d", len(b), MaxDataBytes)}
+		return commserver.Invalid("data", "data is %d bytes as JSON; the limit is %d", len(b), MaxDataBytes)
 	}
 	return checkKeys("data", data, 1)
 }

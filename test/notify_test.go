@@ -412,13 +412,8 @@ func TestNotificationInputIsValidated(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			code, res := srv.api(t, c.method, c.path, c.headers, c.body)
 			e, _ := res["error"].(map[string]any)
-			wantStatus, wantCode := http.StatusBadRequest, "INVALID_ARGUMENT"
-			if c.name == "title too long" || c.name == "message too long" || c.name == "data too large" {
-				// a text or data over its size limit, as chat and SMS answer
-				wantStatus, wantCode = http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE"
-			}
-			if code != wantStatus || res["success"] != false || e["code"] != wantCode {
-				t.Fatalf("%d %v, want %d %s", code, res, wantStatus, wantCode)
+			if code != http.StatusBadRequest || res["success"] != false || e["code"] != "INVALID_ARGUMENT" {
+				t.Fatalf("%d %v, want 400 INVALID_ARGUMENT", code, res)
 			}
 			if msg, _ := e["message"].(string); msg == "" {
 				t.Errorf("no message: %v", res)
