@@ -21,7 +21,7 @@ const (
 	CodeForbidden          Code = "FORBIDDEN"           // authenticated, but not allowed
 	CodeNotFound           Code = "NOT_FOUND"           // no such thing (or not yours)
 	CodeConflict           Code = "CONFLICT"            // the request clashes with the current state
-	CodeTooLarge           Code = "PAYLOAD_TOO_LARGE"   // a body or field over its size limit
+	CodeTooLarge           Code = "PAYLOAD_TOO_LARGE"   // a body over its byte limit (a field over its cap is CodeInvalid)
 	CodeRateLimited        Code = "RATE_LIMITED"        // too many requests; see RetryAfter
 	CodeStorageUnavailable Code = "STORAGE_UNAVAILABLE" // MongoDB did not answer in time
 	CodeUnavailable        Code = "SERVICE_UNAVAILABLE" // a dependency (Redis, Twilio) is down

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -268,8 +267,7 @@ func (s *Service) validateSend(in *SendInput) error {
 		return commserver.Invalid("message", "message is required and may not be blank")
 	}
 	if n := utf8.RuneCountInString(in.Text); n > s.opts.MaxMessageLength {
-		return &commserver.Error{Code: commserver.CodeTooLarge, Field: "message",
-			Message: fmt.Sprintf("message is %d characters; the limit is %d", n, s.opts.MaxMessageLength)}
+		return commserver.Invalid("message", "message is %d characters; the limit is %d", n, s.opts.MaxMessageLength)
 	}
 	switch in.Type {
 	case "":
@@ -292,8 +290,7 @@ func (s *Service) validateSend(in *SendInput) error {
 			return commserver.Invalid("metadata", "metadata must be a JSON object")
 		}
 		if len(b) > maxMetadataBytes {
-			return &commserver.Error{Code: commserver.CodeTooLarge, Field: "metadata",
-				Message: "metadata is larger than 4096 bytes"}
+			return commserver.Invalid("metadata", "metadata is %d bytes as JSON; the limit is %d", len(b), maxMetadataBytes)
 		}
 	}
 	return nil
@@ -417,7 +414,7 @@ func (s *Service) PutRoom(ctx context.Context, roomID string, members []string) 
 		}
 	}
 	if len(clean) > 10_000 {
-		return Room{}, &commserver.Error{Code: commserver.CodeTooLarge, Field: "members", Message: "a room has at most 10000 members"}
+		return Room{}, commserver.Invalid("members", "a room has at most 10000 members, got %d", len(clean))
 	}
 	room, previous, err := s.store.PutRoom(ctx, roomID, clean)
 	if err != nil {

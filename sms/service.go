@@ -142,8 +142,7 @@ func (s *Service) SendWorkoutRecommendation(ctx context.Context, phoneNumber, us
 		return Result{}, commserver.Invalid("exercises", "exercises is required: a non-empty array of exercise names")
 	}
 	if len(exercises) > maxExercises {
-		return Result{}, &commserver.Error{Code: commserver.CodeTooLarge, Field: "exercises",
-			Message: fmt.Sprintf("exercises has %d names; the limit is %d", len(exercises), maxExercises)}
+		return Result{}, commserver.Invalid("exercises", "exercises has %d names; the limit is %d", len(exercises), maxExercises)
 	}
 	for i, e := range exercises {
 		if err := checkText(fmt.Sprintf("exercises[%d]", i), e, maxNameRunes); err != nil {
@@ -405,8 +404,7 @@ func checkText(field, v string, limit int) error {
 		return commserver.Invalid(field, "%s is not valid UTF-8", field)
 	}
 	if n := utf8.RuneCountInString(v); n > limit {
-		return &commserver.Error{Code: commserver.CodeTooLarge, Field: field,
-			Message: fmt.Sprintf("%s is %d characters; the limit is %d", field, n, limit)}
+		return commserver.Invalid(field, "%s is %d characters; the limit is %d", field, n, limit)
 	}
 	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' }) >= 0 {
 		return commserver.Invalid(field, "%s contains control characters", field)

@@ -215,7 +215,7 @@ func TestServiceValidation(t *testing.T) {
 	_, err := f.svc.Send(ctx, num, "")
 	codeIs(t, err, commserver.CodeInvalid, "message")
 	_, err = f.svc.Send(ctx, num, strings.Repeat("가", sms.MaxBodyRunes+1))
-	codeIs(t, err, commserver.CodeTooLarge, "message")
+	codeIs(t, err, commserver.CodeInvalid, "message")
 	_, err = f.svc.Send(ctx, num, "bell\a")
 	codeIs(t, err, commserver.CodeInvalid, "message")
 	_, err = f.svc.Send(ctx, "02-312-3456", "hi")

@@ -39,7 +39,7 @@ func TestInputLimits(t *testing.T) {
 		code  string
 		field string
 	}{
-		{"message over 4000 characters", "sendMessage", []any{msg("message", long(4001))}, "PAYLOAD_TOO_LARGE", "message"},
+		{"message over 4000 characters", "sendMessage", []any{msg("message", long(4001))}, "INVALID_ARGUMENT", "message"},
 		{"blank message", "sendMessage", []any{msg("message", "  \n ")}, "INVALID_ARGUMENT", "message"},
 		{"missing message", "sendMessage", []any{msg("message", nil)}, "INVALID_ARGUMENT", "message"},
 		{"message not a string", "sendMessage", []any{msg("message", 42)}, "INVALID_ARGUMENT", "message"},
@@ -57,7 +57,7 @@ func TestInputLimits(t *testing.T) {
 		{"clientMessageId too long", "sendMessage", []any{msg("clientMessageId", strings.Repeat("c", 65))}, "INVALID_ARGUMENT", "clientMessageId"},
 		{"replyTo not an id", "sendMessage", []any{msg("replyTo", "nope")}, "INVALID_ARGUMENT", "replyTo"},
 		{"metadata not an object", "sendMessage", []any{msg("metadata", []any{1, 2})}, "INVALID_ARGUMENT", "metadata"},
-		{"metadata over 4 KB", "sendMessage", []any{msg("metadata", map[string]any{"x": strings.Repeat("m", 5000)})}, "PAYLOAD_TOO_LARGE", "metadata"},
+		{"metadata over 4 KB", "sendMessage", []any{msg("metadata", map[string]any{"x": strings.Repeat("m", 5000)})}, "INVALID_ARGUMENT", "metadata"},
 		{"payload a string", "sendMessage", []any{"room-limits"}, "INVALID_ARGUMENT", ""},
 		{"payload an array", "joinChat", []any{[]any{"room-limits"}}, "INVALID_ARGUMENT", ""},
 		{"payload a number", "joinChat", []any{12}, "INVALID_ARGUMENT", ""},

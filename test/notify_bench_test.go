@@ -46,7 +46,13 @@ func benchCreate(b *testing.B, inFlight int) {
 	opts := socket.DefaultOptions()
 	opts.SetTransports(types.NewSet(engine.WebSocket))
 	opts.SetAuth(map[string]any{"token": token(alice)})
-	opts.SetReconnection(false)
+	// As dialGo does: retry the client's own open-before-subscribe race,
+	// and listen before connecting.
+	opts.SetReconnection(true)
+	opts.SetReconnectionAttempts(2)
+	opts.SetReconnectionDelay(50)
+	opts.SetTimeout(1500 * time.Millisecond)
+	opts.SetAutoConnect(false)
 	opts.SetForceNew(true)
 	client, err := socket.Connect(srv.URL, opts)
 	if err != nil {
@@ -69,6 +75,7 @@ func benchCreate(b *testing.B, inFlight int) {
 		mu.Unlock()
 		got.Add(1)
 	})
+	client.Connect()
 	select {
 	case <-connected:
 	case <-time.After(10 * time.Second):

@@ -195,7 +195,7 @@ func TestSMSBadInputIsA4xxNamingTheField(t *testing.T) {
 		{"empty body", "POST", "/sms/send", "", 400, "INVALID_ARGUMENT", ""},
 		{"not JSON", "POST", "/sms/send", "phoneNumber=010", 400, "INVALID_ARGUMENT", ""},
 		{"missing message", "POST", "/sms/send", map[string]any{"phoneNumber": phoneLocal}, 400, "INVALID_ARGUMENT", "message"},
-		{"oversize message", "POST", "/sms/send", map[string]any{"phoneNumber": phoneLocal, "message": huge}, 413, "PAYLOAD_TOO_LARGE", "message"},
+		{"oversize message", "POST", "/sms/send", map[string]any{"phoneNumber": phoneLocal, "message": huge}, 400, "INVALID_ARGUMENT", "message"},
 		{"oversize body", "POST", "/sms/send", map[string]any{"phoneNumber": phoneLocal, "message": "hi", "pad": strings.Repeat("x", 20_000)}, 413, "PAYLOAD_TOO_LARGE", ""},
 		{"no exercises", "POST", "/sms/workout-recommendation", map[string]any{"phoneNumber": phoneLocal, "userName": "a", "exercises": []string{}}, 400, "INVALID_ARGUMENT", "exercises"},
 		{"exercises not an array", "POST", "/sms/workout-recommendation", `{"phoneNumber":"010-1234-5678","userName":"a","exercises":"squat"}`, 400, "INVALID_ARGUMENT", "exercises"},
