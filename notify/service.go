@@ -28,8 +28,9 @@ type Store interface {
 	Notifications(ctx context.Context, userID string, now time.Time, skip, limit int) ([]Notification, error)
 	// CountNotifications counts the user's unexpired notifications and the unread among them.
 	CountNotifications(ctx context.Context, userID string, now time.Time) (total, unread int64, err error)
-	// CountUnread counts the user's unread, unexpired notifications.
-	CountUnread(ctx context.Context, userID string, now time.Time) (int64, error)
+	// CountUnread counts the unread, unexpired notifications of each user in
+	// one query; a user without any may be absent from the map.
+	CountUnread(ctx context.Context, userIDs []string, now time.Time) (map[string]int64, error)
 	// MarkNotificationRead marks the user's unexpired notification read (readAt = now)
 	// and returns it; changed is false when it was read already. ErrNotFound
 	// when the user has no such notification (someone else's included).
@@ -135,6 +136,7 @@ type Service struct {
 	bg     sync.WaitGroup
 
 	expiries chan expiry
+	counter  *unreadCounter // every unread count goes through it
 }
 
 // userState coalesces unread-count pushes: at most one recount per user
@@ -154,8 +156,12 @@ func New(store Store, pub Publisher, online OnlineChecker, offline OfflineChanne
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, pub: pub, online: online, offline: offline, now: now, log: log,
+	s := &Service{store: store, pub: pub, online: online, offline: offline, now: now, log: log,
 		users: map[string]*userState{}, expiries: make(chan expiry, 1024)}
+	s.counter = newUnreadCounter(func(ctx context.Context, userIDs []string) (map[string]int64, error) {
+		return store.CountUnread(ctx, userIDs, s.now())
+	}, backgroundTimeout)
+	return s
 }
 
 // Run pushes the new unread count to users whose unread notifications
@@ -323,7 +329,7 @@ func (s *Service) List(ctx context.Context, userID string, page, limit int) (Pag
 // was being counted, the user's sockets get a fresh count after it.
 func (s *Service) UnreadCount(ctx context.Context, userID string) (int64, error) {
 	start := time.Now()
-	n, err := s.store.CountUnread(ctx, userID, s.now())
+	n, err := s.counter.Count(ctx, userID)
 	if err != nil {
 		return 0, err
 	}
@@ -528,7 +534,7 @@ func (s *Service) recount(userID string) {
 
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
-		n, err := s.store.CountUnread(ctx, userID, s.now())
+		n, err := s.counter.Count(ctx, userID)
 		if err == nil {
 			err = s.pub.PublishUser(ctx, userID, EventUnreadCount, n)
 		}

@@ -337,10 +337,11 @@ func TestConcurrentChangesEndOnTheStoredCount(t *testing.T) {
 	}
 	wg.Wait()
 	e.stop()
-	want, err := e.db.CountUnread(ctx, alice, time.Now())
+	counts, err := e.db.CountUnread(ctx, []string{alice}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := counts[alice]
 	pushes := e.pub.of(alice, notify.EventUnreadCount)
 	if got := e.pub.lastCount(alice); got != want {
 		t.Fatalf("last count pushed = %d, the store says %d", got, want)

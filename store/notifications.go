@@ -164,16 +164,39 @@ func (d *DB) CountNotifications(ctx context.Context, userID string, now time.Tim
 	return total, unread, nil
 }
 
-// CountUnread counts the user's unread, unexpired notifications.
-func (d *DB) CountUnread(ctx context.Context, userID string, now time.Time) (int64, error) {
-	filter := ofUser(userID, now)
-	filter["isRead"] = false
-	var n int64
-	err := d.call(ctx, "count unread notifications", func(ctx context.Context) (err error) {
-		n, err = d.db.Collection(colNotifications).CountDocuments(ctx, filter)
-		return err
+// CountUnread counts the unread, unexpired notifications of each user in
+// one query; users without any are absent from the map (their count is 0).
+// A reconnect storm asks for thousands of counts a second: one query for
+// many users is what keeps the store from queueing them one by one.
+func (d *DB) CountUnread(ctx context.Context, userIDs []string, now time.Time) (map[string]int64, error) {
+	counts := make(map[string]int64, len(userIDs))
+	if len(userIDs) == 0 {
+		return counts, nil
+	}
+	match := unexpired(now)
+	match["isRead"] = false
+	if len(userIDs) == 1 {
+		match["userId"] = idValue(userIDs[0])
+	} else {
+		match["userId"] = bson.M{"$in": idValues(userIDs)}
+	}
+	var rows []struct {
+		UserID any   `bson:"_id"`
+		N      int64 `bson:"n"`
+	}
+	err := d.all(ctx, "count unread notifications", &rows, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colNotifications).Aggregate(ctx, mongo.Pipeline{
+			{{Key: "$match", Value: match}},
+			{{Key: "$group", Value: bson.M{"_id": "$userId", "n": bson.M{"$sum": 1}}}},
+		})
 	})
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		counts[idString(r.UserID)] = r.N
+	}
+	return counts, nil
 }
 
 func notificationNotFound(id string) error {

@@ -141,15 +141,55 @@ func TestUnexpiredAndExpired(t *testing.T) {
 	if err != nil || total != 3 || unread != 3 {
 		t.Fatalf("at now: total %d, unread %d, %v; want 3, 3 (no expiry, +1ms, +1h)", total, unread, err)
 	}
-	if c, err := d.CountUnread(ctx, "u1", now); err != nil || c != 3 {
-		t.Fatalf("CountUnread = %d, %v", c, err)
+	if c, err := d.CountUnread(ctx, []string{"u1"}, now); err != nil || c["u1"] != 3 {
+		t.Fatalf("CountUnread = %v, %v", c, err)
 	}
 	users, deleted, err := d.DeleteExpiredNotifications(ctx, now)
 	if err != nil || deleted != 2 || len(users) != 1 || users[0] != "u1" {
 		t.Fatalf("DeleteExpiredNotifications = %v, %d, %v; want [u1], 2", users, deleted, err)
 	}
-	if c, _ := d.CountUnread(ctx, "u1", now.Add(-24*time.Hour)); c != 3 {
-		t.Errorf("after the cleanup, %d remain; want 3", c)
+	if c, _ := d.CountUnread(ctx, []string{"u1"}, now.Add(-24*time.Hour)); c["u1"] != 3 {
+		t.Errorf("after the cleanup, %d remain; want 3", c["u1"])
+	}
+}
+
+// TestCountUnreadOfManyUsers counts several users' unread notifications in
+// one query: ObjectId-looking and plain user ids, read and expired ones left
+// out, a user without any absent.
+func TestCountUnreadOfManyUsers(t *testing.T) {
+	d := openTestDB(t)
+	ctx := context.Background()
+	now := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	past := now.Add(-time.Minute)
+	const oidUser = "65f000000000000000000001"
+	var ns []notify.Notification
+	add := func(user string, n int, read bool, expires *time.Time) {
+		for range n {
+			ns = append(ns, notify.Notification{UserID: user, Title: "t", Message: "m", Type: "system",
+				Priority: "normal", IsRead: read, CreatedAt: now.Add(-time.Hour), UpdatedAt: now, ExpiresAt: expires})
+		}
+	}
+	add(oidUser, 3, false, nil)
+	add(oidUser, 2, true, nil)
+	add("plain-user", 1, false, nil)
+	add("plain-user", 4, false, &past)
+	add("someone-else", 5, false, nil)
+	if _, err := d.InsertNotifications(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.CountUnread(ctx, []string{oidUser, "plain-user", "nobody"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{oidUser: 3, "plain-user": 1}
+	if len(got) != len(want) || got[oidUser] != 3 || got["plain-user"] != 1 {
+		t.Fatalf("CountUnread = %v, want %v", got, want)
+	}
+	if got, err := d.CountUnread(ctx, []string{"someone-else"}, now); err != nil || got["someone-else"] != 5 {
+		t.Fatalf("one user: %v, %v", got, err)
+	}
+	if got, err := d.CountUnread(ctx, nil, now); err != nil || len(got) != 0 {
+		t.Fatalf("no users: %v, %v", got, err)
 	}
 }
 

@@ -8,14 +8,28 @@ import (
 	"time"
 )
 
-// trimMemory gives idle heap back to the operating system after a burst.
-// A storm of connections (a deploy, a reconnect wave) leaves hundreds of MB
-// of freed heap that the Go runtime would otherwise return only gradually,
-// so the pod looks, and is billed, as if it still needed them. When the
-// freed-but-kept memory exceeds threshold, it forces a collection and
-// returns it; at most once per interval, and never while little is idle.
+// trimMemory gives memory back to the operating system once a burst is over.
+// A storm of connections (a deploy, a reconnect wave) leaves garbage and
+// freed heap worth hundreds of MB that the Go runtime would collect and
+// return only gradually (the next collection waits for the heap to double),
+// so the pod looks, and is billed, as if it still needed them. When at least
+// threshold bytes were allocated since the last trim and the last interval
+// was quiet, it forces a collection and returns the freed memory: once per
+// burst, never under steady load (where the runtime's pacing is right).
 func trimMemory(ctx context.Context, interval time.Duration, threshold uint64, log *slog.Logger) {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	read := func() (uint64, bool) {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return 0, false
+		}
+		return sample[0].Value.Uint64(), true
+	}
+	allocs, ok := read()
+	if !ok {
+		return
+	}
+	tr := newTrimmer(threshold, allocs)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -24,14 +38,36 @@ func trimMemory(ctx context.Context, interval time.Duration, threshold uint64, l
 			return
 		case <-t.C:
 		}
-		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return
+		allocs, _ := read()
+		if !tr.due(allocs) {
+			continue
 		}
-		if free := sample[0].Value.Uint64(); free > threshold {
-			start := time.Now()
-			debug.FreeOSMemory()
-			log.Debug("returned idle memory to the OS", "idle_bytes", free, "took", time.Since(start))
-		}
+		start := time.Now()
+		debug.FreeOSMemory()
+		log.Debug("returned idle memory to the OS", "allocated_since_last", allocs-tr.last, "took", time.Since(start))
+		// What FreeOSMemory itself allocated does not count towards the next trim.
+		tr.trimmed(allocs)
 	}
 }
+
+// trimmer decides when a burst is over, from the runtime's cumulative count
+// of bytes allocated, read once per interval.
+type trimmer struct {
+	threshold uint64 // bytes allocated since the last trim that make one worth it
+	quiet     uint64 // most bytes allocated in one interval that still count as quiet
+	last      uint64 // the count at the last trim (or at start)
+	prev      uint64 // the count at the previous reading
+}
+
+func newTrimmer(threshold, allocs uint64) *trimmer {
+	return &trimmer{threshold: threshold, quiet: threshold / 16, last: allocs, prev: allocs}
+}
+
+// due reports whether to trim now, given the current count.
+func (t *trimmer) due(allocs uint64) bool {
+	sinceLast, thisInterval := allocs-t.last, allocs-t.prev
+	t.prev = allocs
+	return sinceLast >= t.threshold && thisInterval <= t.quiet
+}
+
+func (t *trimmer) trimmed(allocs uint64) { t.last, t.prev = allocs, allocs }

@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	go func() { defer wg.Done(); chatSvc.Run(bg) }()
 	go func() { defer wg.Done(); notifySvc.Run(bg) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); trimMemory(bg, 2*time.Second, 64<<20, log) }()
+	go func() { defer wg.Done(); trimMemory(bg, time.Second, 64<<20, log) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
