@@ -175,11 +175,7 @@ func (d *DB) CountUnread(ctx context.Context, userIDs []string, now time.Time) (
 	}
 	match := unexpired(now)
 	match["isRead"] = false
-	if len(userIDs) == 1 {
-		match["userId"] = idValue(userIDs[0])
-	} else {
-		match["userId"] = bson.M{"$in": idValues(userIDs)}
-	}
+	match["userId"] = bson.M{"$in": idValues(userIDs)}
 	var rows []struct {
 		UserID any   `bson:"_id"`
 		N      int64 `bson:"n"`

@@ -22,30 +22,40 @@ type goEvent struct {
 	args []any
 }
 
-func dialGo(t *testing.T, srv *server, tok string, ts ...engine.TransportCtor) *goSocket {
-	t.Helper()
+// newGoClient returns a socket of zishang520's Go client that has not
+// connected yet: its caller adds handlers, then calls Connect.
+//
+// The client's Manager.Open subscribes to its engine's "open" after the
+// engine has started dialling; over WebSocket only the server's OPEN can
+// come first and the attempt hangs until its timeout (seen about once in 40
+// dials here). A 3 s timeout and two more attempts absorb that client race;
+// a refusal by the server (CONNECT_ERROR) is never retried. (Shorter is
+// worse: a handshake slower than the timeout on a loaded machine connects
+// and is then closed by the timer, which the client does not cancel.)
+func newGoClient(tb testing.TB, srv *server, tok string, ts ...engine.TransportCtor) *client.Socket {
+	tb.Helper()
 	opts := client.DefaultOptions()
 	opts.SetAuth(map[string]any{"token": tok})
 	opts.SetTransports(types.NewSet(ts...))
-	// The client's Manager.Open subscribes to its engine's "open" after the
-	// engine has started dialling; over WebSocket only the server's OPEN can
-	// come first and the attempt hangs until its timeout (seen about once in
-	// 40 dials here). A short timeout and two more attempts absorb that
-	// client race; a refusal by the server (CONNECT_ERROR) is never retried.
 	opts.SetReconnection(true)
 	opts.SetReconnectionAttempts(2)
 	opts.SetReconnectionDelay(50)
 	opts.SetReconnectionDelayMax(100)
 	opts.SetForceNew(true)
-	opts.SetTimeout(1500 * time.Millisecond)
-	// Handlers go on before the socket connects.
+	opts.SetTimeout(3 * time.Second)
 	opts.SetAutoConnect(false)
 	s, err := client.Io(srv.URL, opts)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func dialGo(t *testing.T, srv *server, tok string, ts ...engine.TransportCtor) *goSocket {
+	t.Helper()
+	s := newGoClient(t, srv, tok, ts...)
 	g := &goSocket{s: s, events: make(chan goEvent, 64)}
-	t.Cleanup(func() { s.Close() })
 	s.OnAny(func(args ...any) {
 		name, _ := args[0].(string)
 		g.events <- goEvent{name, args[1:]}
@@ -60,7 +70,8 @@ func dialGo(t *testing.T, srv *server, tok string, ts ...engine.TransportCtor) *
 // next returns the first argument of the next event named name, skipping others.
 func (g *goSocket) next(t *testing.T, name string) any {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(10 * time.Second) // three connect attempts fit
+	var skipped []string
 	for {
 		select {
 		case e := <-g.events:
@@ -70,26 +81,28 @@ func (g *goSocket) next(t *testing.T, name string) any {
 				}
 				return e.args[0]
 			}
+			skipped = append(skipped, fmt.Sprint(e.name, e.args))
 		case <-deadline:
-			t.Fatalf("no %s within 5s", name)
+			t.Fatalf("no %s within 10s (got instead: %v)", name, skipped)
 		}
 	}
 }
 
 func (g *goSocket) ack(t *testing.T, event string, payload any) map[string]any {
 	t.Helper()
-	ch := make(chan []any, 1)
+	type answer struct {
+		args []any
+		err  error
+	}
+	ch := make(chan answer, 1)
 	g.s.Timeout(5*time.Second).EmitWithAck(event, payload)(func(args []any, err error) {
-		if err != nil {
-			ch <- nil
-			return
-		}
-		ch <- args
+		ch <- answer{args, err}
 	})
 	select {
-	case args := <-ch:
-		if len(args) == 0 {
-			t.Fatalf("%s: no ack", event)
+	case a := <-ch:
+		args := a.args
+		if a.err != nil || len(args) == 0 {
+			t.Fatalf("%s: no ack (%v)", event, a.err)
 		}
 		m, _ := args[0].(map[string]any)
 		return m

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	engine "github.com/zishang520/socket.io/clients/engine/v3/transports"
-	"github.com/zishang520/socket.io/clients/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // BenchmarkNotificationCreate measures notifications created per second
@@ -43,22 +41,7 @@ func benchCreate(b *testing.B, inFlight int) {
 		received = map[string]time.Time{}
 		got      atomic.Int64
 	)
-	opts := socket.DefaultOptions()
-	opts.SetTransports(types.NewSet(engine.WebSocket))
-	opts.SetAuth(map[string]any{"token": token(alice)})
-	// As dialGo does: retry the client's own open-before-subscribe race,
-	// and listen before connecting.
-	opts.SetReconnection(true)
-	opts.SetReconnectionAttempts(2)
-	opts.SetReconnectionDelay(50)
-	opts.SetTimeout(1500 * time.Millisecond)
-	opts.SetAutoConnect(false)
-	opts.SetForceNew(true)
-	client, err := socket.Connect(srv.URL, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Disconnect()
+	client := newGoClient(b, srv, token(alice), engine.WebSocket)
 	connected := make(chan struct{}, 1)
 	_ = client.On("connect", func(...any) {
 		select {
