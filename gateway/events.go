@@ -53,6 +53,7 @@ type session struct {
 	Principal
 	limiter *tokenBucket
 	expiry  *time.Timer
+	gate    *connectGate // packets held since the CONNECT; released on connection
 }
 
 // handlerTimeout bounds one event's work (the store calls inside have their own, shorter deadlines).
@@ -84,10 +85,13 @@ func (h *Hub) Serve(d SocketDeps) {
 // never connects. Its connect_error says why, with a stable code in data.
 func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 	token := ""
+	var gate *connectGate
 	if hs := s.Handshake(); hs != nil {
+		gate = takeGate(hs.Auth)
 		if t, ok := hs.Auth[socketTokenField].(string); ok {
 			token = t
 		} else if _, present := hs.Auth[socketTokenField]; present {
+			gate.discard()
 			next(socket.NewExtendedError("auth.token must be a string", map[string]any{"code": string(CodeTokenMalformed)}))
 			return
 		}
@@ -101,11 +105,12 @@ func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 	if err != nil {
 		h.deps.Metrics.handshake(commserver.ErrorCode(err))
 		h.log.Debug("handshake refused", "code", commserver.ErrorCode(err), "reason", commserver.ErrorMessage(err))
+		gate.discard()
 		next(socket.NewExtendedError(commserver.ErrorMessage(err), map[string]any{"code": string(commserver.ErrorCode(err))}))
 		return
 	}
 	h.deps.Metrics.handshake("ok")
-	s.SetData(&session{Principal: p, limiter: newTokenBucket(h.deps.EventsPerMinute, h.deps.EventBurst)})
+	s.SetData(&session{Principal: p, limiter: newTokenBucket(h.deps.EventsPerMinute, h.deps.EventBurst), gate: gate})
 	next(nil)
 }
 
@@ -120,6 +125,11 @@ func (h *Hub) onConnect(s *socket.Socket) {
 		s.Disconnect(true)
 		return
 	}
+	// The socket is in the library's tables now: what the client sent right
+	// after the CONNECT answer can go to it. It is queued behind this handler,
+	// so it meets the listeners registered below.
+	sess.gate.release()
+	sess.gate = nil
 	uid := sess.UserID
 	s.Join(userRoom(uid))
 	h.deps.Metrics.connected.Inc()

@@ -68,6 +68,7 @@ func NewHub(opts HubOptions, log *slog.Logger) *Hub {
 	o.SetMaxHttpBufferSize(opts.MaxPayloadBytes)
 	o.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, &wsBuilder{}))
 	o.SetAdapter(fastAdapterBuilder{})
+	o.SetParser(newGateParser("/")) // connectgate.go: events sent right after CONNECT
 	o.SetAllowUpgrades(true)
 	o.SetCors(&types.Cors{
 		Origin:         append([]string(nil), opts.CORSOrigins...),
