@@ -76,6 +76,10 @@ func eventRightAfterConnect(t *testing.T, url, token string) (string, error) {
 	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
 		t.Fatalf("open packet %q: %v", open, err)
 	}
+	// Let the library's WebSocket writer finish with the OPEN packet (it marks
+	// the transport writable only after the write), so that the CONNECT answer
+	// is written at once rather than from its queue.
+	time.Sleep(20 * time.Millisecond)
 	if err := c.WriteMessage(websocket.TextMessage, []byte(`40{"token":"`+token+`"}`)); err != nil {
 		t.Fatal(err)
 	}
