@@ -67,15 +67,8 @@ func widenConnectWindow(e engine.BaseServer) (held func() int) {
 // returns the ack packet, or the error that ended the connection.
 func eventRightAfterConnect(t *testing.T, url, token string) (string, error) {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialEngineIO(t, url)
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
-		t.Fatalf("open packet %q: %v", open, err)
-	}
 	// Let the library's WebSocket writer finish with the OPEN packet (it marks
 	// the transport writable only after the write), so that the CONNECT answer
 	// is written at once rather than from its queue.

@@ -42,15 +42,8 @@ func closeAfterBurst(t *testing.T, closeFn func(*socket.Socket)) (frames int, di
 	defer hs.Close()
 	defer io.Close(nil)
 
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialEngineIO(t, hs.URL)
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
-		t.Fatalf("open packet %q: %v", open, err)
-	}
 	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +62,22 @@ func closeAfterBurst(t *testing.T, closeFn func(*socket.Socket)) (frames int, di
 			disconnect = true
 		}
 	}
+}
+
+// dialEngineIO opens a raw WebSocket Engine.IO session at the server at base
+// URL and reads its OPEN packet; reads time out after 10 s.
+func dialEngineIO(t *testing.T, base string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
+		c.Close()
+		t.Fatalf("open packet %q: %v", open, err)
+	}
+	return c
 }
 
 // closeAfterFlush, our workaround, delivers every frame emitted before it
@@ -104,15 +113,8 @@ func TestLibraryDisconnectDropsQueuedFrames(t *testing.T) {
 // to the main namespace.
 func dialRaw(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialEngineIO(t, url)
 	t.Cleanup(func() { c.Close() })
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
-		t.Fatalf("open packet %q: %v", open, err)
-	}
 	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
 		t.Fatal(err)
 	}
