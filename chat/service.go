@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	commserver "github.com/fitmate/commserver"
+	"github.com/fitmate/commserver/coalesce"
 )
 
 // Store persists chat data. Every method returns commserver errors:
@@ -47,8 +48,9 @@ type Store interface {
 	Room(ctx context.Context, roomID string) (Room, error)
 	// PutRoom creates the room or replaces its members; it returns the room and the members it had before.
 	PutRoom(ctx context.Context, roomID string, members []string) (room Room, previous []string, err error)
-	// RoomsOfUser lists the ids of up to limit rooms whose members include userID.
-	RoomsOfUser(ctx context.Context, userID string, limit int) ([]string, error)
+	// RoomsOfUsers lists, for each user, the ids of up to limit rooms whose
+	// members include the user, in one query; users in no room are absent.
+	RoomsOfUsers(ctx context.Context, userIDs []string, limit int) (map[string][]string, error)
 	// UserIsAdmin reports whether the user's document in users has role admin (false when there is none).
 	UserIsAdmin(ctx context.Context, userID string) (bool, error)
 }
@@ -89,8 +91,9 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 
-	rooms  sync.Map // room id -> cachedRoom
-	admins sync.Map // user id -> cachedAdmin
+	rooms   sync.Map // room id -> cachedRoom
+	admins  sync.Map // user id -> cachedAdmin
+	roomsOf *coalesce.Group[[]string]
 
 	offline chan offlineJob
 	wg      sync.WaitGroup
@@ -120,6 +123,8 @@ const (
 	adminCacheTTL      = time.Minute
 	maxCachedRooms     = 10_000
 	maxRoomsOf         = 200
+	maxRoomsOfBatch    = 500 // users per rooms-of query
+	roomsOfTimeout     = 10 * time.Second
 )
 
 // NewService returns the chat service. notifier may be nil (no offline
@@ -129,7 +134,10 @@ func NewService(store Store, pub Publisher, online OnlineChecker, notifier Notif
 		opts.MembershipTTL = 5 * time.Second
 	}
 	return &Service{store: store, pub: pub, online: online, notifier: notifier, opts: opts, log: log,
-		offline: make(chan offlineJob, 1024)}
+		offline: make(chan offlineJob, 1024),
+		roomsOf: coalesce.New("the user's rooms", maxRoomsOfBatch, roomsOfTimeout, func(ctx context.Context, users []string) (map[string][]string, error) {
+			return store.RoomsOfUsers(ctx, users, maxRoomsOf)
+		})}
 }
 
 // Run works through offline notifications until ctx is done, then finishes
@@ -209,9 +217,12 @@ func (s *Service) Join(ctx context.Context, id Identity, roomID, since string, e
 	return nonNil(msgs), err
 }
 
-// RoomsOf lists the ids of the rooms the user belongs to (at most maxRoomsOf).
+// RoomsOf lists the ids of the rooms the user belongs to (at most
+// maxRoomsOf). It is asked on every user's first and last socket, so a
+// reconnect storm asks it thousands of times a second: concurrent requests
+// share one query (package coalesce), never older than the request.
 func (s *Service) RoomsOf(ctx context.Context, userID string) ([]string, error) {
-	return s.store.RoomsOfUser(ctx, userID, maxRoomsOf)
+	return s.roomsOf.Get(ctx, userID)
 }
 
 // Send validates, authorizes and stores a message, then publishes it to the

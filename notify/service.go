@@ -11,6 +11,7 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/coalesce"
 )
 
 // Store persists notifications and reads the users collection (read only).
@@ -90,6 +91,9 @@ const (
 	ChatPreviewLength = 100
 )
 
+// maxCountBatch is the most users one unread-count query asks about.
+const maxCountBatch = 500
+
 // The seed's texts for its helper notifications (notifications.service.ts).
 const (
 	workoutCompletedTitle  = "운동 완료! 🎉"
@@ -136,7 +140,7 @@ type Service struct {
 	bg     sync.WaitGroup
 
 	expiries chan expiry
-	counter  *unreadCounter // every unread count goes through it
+	counter  *coalesce.Group[int64] // every unread count goes through it
 }
 
 // userState coalesces unread-count pushes: at most one recount per user
@@ -158,9 +162,9 @@ func New(store Store, pub Publisher, online OnlineChecker, offline OfflineChanne
 	}
 	s := &Service{store: store, pub: pub, online: online, offline: offline, now: now, log: log,
 		users: map[string]*userState{}, expiries: make(chan expiry, 1024)}
-	s.counter = newUnreadCounter(func(ctx context.Context, userIDs []string) (map[string]int64, error) {
+	s.counter = coalesce.New("the unread count", maxCountBatch, backgroundTimeout, func(ctx context.Context, userIDs []string) (map[string]int64, error) {
 		return store.CountUnread(ctx, userIDs, s.now())
-	}, backgroundTimeout)
+	})
 	return s
 }
 
@@ -329,7 +333,7 @@ func (s *Service) List(ctx context.Context, userID string, page, limit int) (Pag
 // was being counted, the user's sockets get a fresh count after it.
 func (s *Service) UnreadCount(ctx context.Context, userID string) (int64, error) {
 	start := time.Now()
-	n, err := s.counter.Count(ctx, userID)
+	n, err := s.counter.Get(ctx, userID)
 	if err != nil {
 		return 0, err
 	}
@@ -534,7 +538,7 @@ func (s *Service) recount(userID string) {
 
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
-		n, err := s.counter.Count(ctx, userID)
+		n, err := s.counter.Get(ctx, userID)
 		if err == nil {
 			err = s.pub.PublishUser(ctx, userID, EventUnreadCount, n)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	commserver "github.com/fitmate/commserver"
@@ -65,21 +66,32 @@ func (d *DB) PutRoom(ctx context.Context, roomID string, members []string) (chat
 	return room, before.room().Members, nil
 }
 
-// RoomsOfUser lists the ids of up to limit rooms the user belongs to.
-func (d *DB) RoomsOfUser(ctx context.Context, userID string, limit int) ([]string, error) {
-	var docs []struct {
-		ID string `bson:"_id"`
+// RoomsOfUsers lists, for each user, the ids of up to limit rooms the user
+// belongs to, in one query (users in no room are absent). Rooms come in _id
+// order, so a user in more than limit rooms always gets the same ones.
+func (d *DB) RoomsOfUsers(ctx context.Context, userIDs []string, limit int) (map[string][]string, error) {
+	out := make(map[string][]string, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
 	}
-	err := d.all(ctx, "rooms of user", &docs, func(ctx context.Context) (*mongo.Cursor, error) {
-		return d.db.Collection(colRooms).Find(ctx, bson.M{"members": idValue(userID)},
-			options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
+	var docs []roomDoc
+	err := d.all(ctx, "rooms of users", &docs, func(ctx context.Context) (*mongo.Cursor, error) {
+		return d.db.Collection(colRooms).Find(ctx, bson.M{"members": bson.M{"$in": idValues(userIDs)}},
+			options.Find().SetProjection(bson.M{"_id": 1, "members": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}))
 	})
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
+	asked := make(map[string]bool, len(userIDs))
+	for _, u := range userIDs {
+		asked[u] = true
 	}
-	return ids, nil
+	for _, doc := range docs {
+		for _, m := range doc.Members {
+			if u := idString(m); asked[u] && len(out[u]) < limit && !slices.Contains(out[u], doc.ID) {
+				out[u] = append(out[u], doc.ID)
+			}
+		}
+	}
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package notify
+package coalesce
 
 import (
 	"context"
@@ -11,9 +11,11 @@ import (
 	commserver "github.com/fitmate/commserver"
 )
 
-// fakeCounts stands in for the store's CountUnread (the real query is tested
-// in package store and end to end). Every user's count is the number of the
+// fakeCounts stands in for a store query such as CountUnread (the real
+// queries are tested in package store and end to end). Every user's count is the number of the
 // query that answered, so a test sees which query served which request.
+const testMax = 500
+
 type fakeCounts struct {
 	mu      sync.Mutex
 	queries [][]string
@@ -51,14 +53,14 @@ func (f *fakeCounts) snapshot() [][]string {
 	return append([][]string(nil), f.queries...)
 }
 
-func TestUnreadCounterLoneRequestQueriesAtOnce(t *testing.T) {
+func TestGroupLoneRequestQueriesAtOnce(t *testing.T) {
 	f := &fakeCounts{}
-	c := newUnreadCounter(f.count, time.Second)
-	n, err := c.Count(context.Background(), "alice")
+	c := New("the count", testMax, time.Second, f.count)
+	n, err := c.Get(context.Background(), "alice")
 	if err != nil || n != 1 {
 		t.Fatalf("Count = %d, %v; want 1 (the first query)", n, err)
 	}
-	if n, err := c.Count(context.Background(), "nobody"); err != nil || n != 0 {
+	if n, err := c.Get(context.Background(), "nobody"); err != nil || n != 0 {
 		t.Fatalf("a user absent from the answer: %d, %v; want 0", n, err)
 	}
 	if q := f.snapshot(); len(q) != 2 || len(q[0]) != 1 || q[0][0] != "alice" {
@@ -68,11 +70,11 @@ func TestUnreadCounterLoneRequestQueriesAtOnce(t *testing.T) {
 
 // Requests made while a query is under way are answered together by the
 // next query, never by the one that was already running.
-func TestUnreadCounterBatchesRequestsMadeDuringAQuery(t *testing.T) {
+func TestGroupBatchesRequestsMadeDuringAQuery(t *testing.T) {
 	f := &fakeCounts{gate: make(chan struct{})}
-	c := newUnreadCounter(f.count, 5*time.Second)
+	c := New("the count", testMax, 5*time.Second, f.count)
 	first := make(chan int64, 1)
-	go func() { n, _ := c.Count(context.Background(), "alice"); first <- n }()
+	go func() { n, _ := c.Get(context.Background(), "alice"); first <- n }()
 	waitFor(t, func() bool { return len(f.snapshot()) == 1 })
 
 	type res struct {
@@ -86,7 +88,7 @@ func TestUnreadCounterBatchesRequestsMadeDuringAQuery(t *testing.T) {
 		if i == 0 {
 			u = "alice" // alice again: this one must get a later count
 		}
-		go func() { n, err := c.Count(context.Background(), u); results <- res{u, n, err} }()
+		go func() { n, err := c.Get(context.Background(), u); results <- res{u, n, err} }()
 	}
 	waitFor(t, func() bool {
 		c.mu.Lock()
@@ -114,46 +116,46 @@ func TestUnreadCounterBatchesRequestsMadeDuringAQuery(t *testing.T) {
 	}
 }
 
-func TestUnreadCounterSplitsLargeBatches(t *testing.T) {
+func TestGroupSplitsLargeBatches(t *testing.T) {
 	f := &fakeCounts{gate: make(chan struct{})}
-	c := newUnreadCounter(f.count, 5*time.Second)
-	go func() { _, _ = c.Count(context.Background(), "first") }()
+	c := New("the count", testMax, 5*time.Second, f.count)
+	go func() { _, _ = c.Get(context.Background(), "first") }()
 	waitFor(t, func() bool { return len(f.snapshot()) == 1 })
-	total := maxCountBatch + 10
+	total := testMax + 10
 	var wg sync.WaitGroup
 	for i := range total {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, _ = c.Count(context.Background(), fmt.Sprint("u", i)) }()
+		go func() { defer wg.Done(); _, _ = c.Get(context.Background(), fmt.Sprint("u", i)) }()
 	}
 	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.order) == total })
 	close(f.gate)
 	wg.Wait()
 	q := f.snapshot()
-	if len(q) != 3 || len(q[1]) != maxCountBatch || len(q[2]) != 10 {
-		t.Fatalf("%d queries; want 3: 1, %d, then 10", len(q), maxCountBatch)
+	if len(q) != 3 || len(q[1]) != testMax || len(q[2]) != 10 {
+		t.Fatalf("%d queries; want 3: 1, %d, then 10", len(q), testMax)
 	}
 }
 
-func TestUnreadCounterErrors(t *testing.T) {
+func TestGroupErrors(t *testing.T) {
 	down := &commserver.Error{Code: commserver.CodeStorageUnavailable, Message: "store down"}
 	f := &fakeCounts{err: down}
-	c := newUnreadCounter(f.count, time.Second)
-	if _, err := c.Count(context.Background(), "alice"); !errors.Is(err, down) {
+	c := New("the count", testMax, time.Second, f.count)
+	if _, err := c.Get(context.Background(), "alice"); !errors.Is(err, down) {
 		t.Fatalf("err = %v, want the store's", err)
 	}
 
 	// A caller who stops waiting gets STORAGE_UNAVAILABLE; the query goes on
 	// for the others and the counter keeps working.
 	f = &fakeCounts{gate: make(chan struct{})}
-	c = newUnreadCounter(f.count, 5*time.Second)
+	c = New("the count", testMax, 5*time.Second, f.count)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err := c.Count(ctx, "alice")
+	_, err := c.Get(ctx, "alice")
 	if commserver.ErrorCode(err) != commserver.CodeStorageUnavailable {
 		t.Fatalf("err = %v, want STORAGE_UNAVAILABLE", err)
 	}
 	close(f.gate)
-	if n, err := c.Count(context.Background(), "bob"); err != nil || n == 0 {
+	if n, err := c.Get(context.Background(), "bob"); err != nil || n == 0 {
 		t.Fatalf("after a caller gave up: %d, %v", n, err)
 	}
 }
