@@ -109,8 +109,10 @@ func TestLibraryDisconnectDropsQueuedFrames(t *testing.T) {
 	t.Fatal("Disconnect(true) delivered every frame and the DISCONNECT packet 5 times out of 5: the defect looks fixed")
 }
 
-// dialRaw opens a raw Engine.IO WebSocket to a Socket.IO server and connects
-// to the main namespace.
+// dialRaw opens a raw Engine.IO WebSocket to a Socket.IO server, connects
+// to the main namespace and waits for the server's "ready" event, which its
+// connection handler emits: only then may the client send events (before,
+// the library's connect-order race can close the connection; connectgate.go).
 func dialRaw(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
 	c := dialEngineIO(t, url)
@@ -120,6 +122,9 @@ func dialRaw(t *testing.T, url string) *websocket.Conn {
 	}
 	if _, msg, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40{") {
 		t.Fatalf("connect answer %q: %v", msg, err)
+	}
+	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != `42["ready"]` {
+		t.Fatalf("ready event %q: %v", msg, err)
 	}
 	return c
 }
@@ -139,6 +144,7 @@ func TestLibraryReEmittedBinaryIsEmpty(t *testing.T) {
 			_ = s.Emit("echo", args[0])
 			_ = s.Emit("echo", args[0])
 		})
+		_ = s.Emit("ready") // see dialRaw
 	})
 	hs := httptest.NewServer(io.ServeHandler(nil))
 	defer hs.Close()
