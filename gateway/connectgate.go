@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -69,17 +71,14 @@ type gateDecoder struct {
 
 	mu       sync.Mutex
 	held     map[string][]*parser.Packet // namespace → packets held; a key is present while gated
-	overflow bool
+	overflow atomic.Bool                 // a namespace got more than maxHeldPackets while held
 }
 
 func (d *gateDecoder) Add(data any) error {
 	if err := d.inner.Add(data); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	overflow := d.overflow
-	d.mu.Unlock()
-	if overflow {
+	if d.overflow.Load() {
 		return errEarlyPackets // the Client closes the connection on an error
 	}
 	return nil
@@ -90,15 +89,6 @@ func (d *gateDecoder) Destroy() {
 	d.mu.Lock()
 	d.held = nil
 	d.mu.Unlock()
-}
-
-func (d *gateDecoder) gated(nsp string) bool {
-	for _, n := range d.namespaces {
-		if n == nsp {
-			return true
-		}
-	}
-	return false
 }
 
 // ondecoded runs in the connection's reading goroutine, one packet at a time.
@@ -116,7 +106,7 @@ func (d *gateDecoder) ondecoded(args ...any) {
 	d.mu.Lock()
 	if q, gated := d.held[p.Nsp]; gated {
 		if len(q) >= maxHeldPackets {
-			d.overflow = true
+			d.overflow.Store(true)
 		} else {
 			d.held[p.Nsp] = append(q, p)
 		}
@@ -129,7 +119,7 @@ func (d *gateDecoder) ondecoded(args ...any) {
 
 // connect starts holding p's namespace and puts the gate in p's auth map.
 func (d *gateDecoder) connect(p *parser.Packet) {
-	if !d.gated(p.Nsp) {
+	if !slices.Contains(d.namespaces, p.Nsp) {
 		return
 	}
 	auth, isMap := p.Data.(map[string]any)

@@ -86,13 +86,17 @@ func (h *Hub) Serve(d SocketDeps) {
 func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 	token := ""
 	var gate *connectGate
+	// refuse answers connect_error; what the client sent before the answer goes.
+	refuse := func(message string, code commserver.Code) {
+		gate.discard()
+		next(socket.NewExtendedError(message, map[string]any{"code": string(code)}))
+	}
 	if hs := s.Handshake(); hs != nil {
 		gate = takeGate(hs.Auth)
 		if t, ok := hs.Auth[socketTokenField].(string); ok {
 			token = t
 		} else if _, present := hs.Auth[socketTokenField]; present {
-			gate.discard()
-			next(socket.NewExtendedError("auth.token must be a string", map[string]any{"code": string(CodeTokenMalformed)}))
+			refuse("auth.token must be a string", CodeTokenMalformed)
 			return
 		}
 		if token == "" {
@@ -105,8 +109,7 @@ func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 	if err != nil {
 		h.deps.Metrics.handshake(commserver.ErrorCode(err))
 		h.log.Debug("handshake refused", "code", commserver.ErrorCode(err), "reason", commserver.ErrorMessage(err))
-		gate.discard()
-		next(socket.NewExtendedError(commserver.ErrorMessage(err), map[string]any{"code": string(commserver.ErrorCode(err))}))
+		refuse(commserver.ErrorMessage(err), commserver.ErrorCode(err))
 		return
 	}
 	h.deps.Metrics.handshake("ok")
