@@ -303,6 +303,11 @@ func (s *Service) validateSend(in *SendInput) error {
 		if len(b) > maxMetadataBytes {
 			return commserver.Invalid("metadata", "metadata is %d bytes as JSON; the limit is %d", len(b), maxMetadataBytes)
 		}
+		// The same keys REST refuses in a notification's data: MongoDB would
+		// refuse or misread them, and the store would answer INTERNAL.
+		if err := commserver.CheckDocument("metadata", in.Metadata); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -166,6 +166,12 @@ func TestSend(t *testing.T) {
 		{"replyTo not an id", user, in(func(i *chat.SendInput) { i.ReplyTo = "x" }), commserver.CodeInvalid, "replyTo"},
 		{"metadata too big", user, in(func(i *chat.SendInput) { i.Metadata = map[string]any{"x": strings.Repeat("m", 4100)} }), commserver.CodeInvalid, "metadata"},
 		{"metadata not JSON", user, in(func(i *chat.SendInput) { i.Metadata = map[string]any{"f": func() {}} }), commserver.CodeInvalid, "metadata"},
+		{"metadata key with $", user, in(func(i *chat.SendInput) { i.Metadata = map[string]any{"$where": "1"} }), commserver.CodeInvalid, "metadata"},
+		{"metadata key with a dot", user, in(func(i *chat.SendInput) { i.Metadata = map[string]any{"a.b": 1.0} }), commserver.CodeInvalid, "metadata"},
+		{"nested metadata key with $", user, in(func(i *chat.SendInput) {
+			i.Metadata = map[string]any{"a": []any{map[string]any{"$set": 1.0}}}
+		}), commserver.CodeInvalid, "metadata"},
+		{"metadata 17 levels deep", user, in(func(i *chat.SendInput) { i.Metadata = nested(17) }), commserver.CodeInvalid, "metadata"},
 		{"system from a user", user, in(func(i *chat.SendInput) { i.Type = chat.TypeSystem }), commserver.CodeForbidden, ""},
 		{"not a member", chat.Identity{UserID: carol}, in(nil), commserver.CodeForbidden, ""},
 		{"unregistered room", user, in(func(i *chat.SendInput) { i.ChatRoomID = "nobody-registered-this" }), commserver.CodeForbidden, ""},
@@ -193,6 +199,7 @@ func TestSend(t *testing.T) {
 		{"plain", user, in(nil), chat.TypeText},
 		{"exactly 10 characters", user, in(func(i *chat.SendInput) { i.Text = "abcdefghij" }), chat.TypeText},
 		{"10 Korean characters (30 bytes)", user, in(func(i *chat.SendInput) { i.Text = strings.Repeat("가", 10) }), chat.TypeText},
+		{"metadata 16 levels deep", user, in(func(i *chat.SendInput) { i.Metadata = nested(16) }), chat.TypeText},
 		{"image with metadata", user, in(func(i *chat.SendInput) { i.Type = chat.TypeImage; i.Metadata = map[string]any{"w": 640.0} }), chat.TypeImage},
 		{"file", user, in(func(i *chat.SendInput) { i.Type = chat.TypeFile }), chat.TypeFile},
 		{"system by an admin in a room they are not in", adminID, in(func(i *chat.SendInput) { i.Type = chat.TypeSystem }), chat.TypeSystem},
@@ -371,4 +378,13 @@ func send(ctx context.Context, s *chat.Service, id chat.Identity, in chat.SendIn
 	s.Send(ctx, id, in, func(m chat.Message, err error) { ch <- result{m, err} })
 	r := <-ch
 	return r.m, r.err
+}
+
+// nested returns an object nesting depth levels: {"k": {"k": ... {}}}.
+func nested(depth int) map[string]any {
+	m := map[string]any{}
+	for range depth - 1 {
+		m = map[string]any{"k": m}
+	}
+	return m
 }

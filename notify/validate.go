@@ -2,7 +2,6 @@ package notify
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"strings"
 	"unicode"
@@ -10,10 +9,6 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 )
-
-// maxDataDepth is how deeply data may nest (MongoDB refuses documents
-// nested past 100 levels; no notification needs more than a few).
-const maxDataDepth = 16
 
 // ValidateID checks that id looks like a notification's id (a MongoDB ObjectId).
 func ValidateID(field, id string) error {
@@ -49,7 +44,7 @@ func checkText(field, s string, max int) error {
 }
 
 // checkData requires data to fit in MaxDataBytes of JSON, nest at most
-// maxDataDepth levels, and have keys MongoDB stores as given.
+// commserver.MaxDocumentDepth levels, and have keys MongoDB stores as given.
 func checkData(data map[string]any) error {
 	if data == nil {
 		return nil
@@ -61,31 +56,7 @@ func checkData(data map[string]any) error {
 	if len(b) > MaxDataBytes {
 		return commserver.Invalid("data", "data is %d bytes as JSON; the limit is %d", len(b), MaxDataBytes)
 	}
-	return checkKeys("data", data, 1)
-}
-
-func checkKeys(path string, v any, depth int) error {
-	if depth > maxDataDepth {
-		return commserver.Invalid("data", "data nests deeper than %d levels at %s", maxDataDepth, path)
-	}
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			if k == "" || strings.HasPrefix(k, "$") || strings.ContainsAny(k, ".\x00") {
-				return commserver.Invalid("data", "data key %q at %s is not allowed: keys must be non-empty, not start with $ and hold no . or NUL", k, path)
-			}
-			if err := checkKeys(path+"."+k, e, depth+1); err != nil {
-				return err
-			}
-		}
-	case []any:
-		for i, e := range t {
-			if err := checkKeys(fmt.Sprintf("%s[%d]", path, i), e, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return commserver.CheckDocument("data", data)
 }
 
 // nameField reads a required text field of a helper's record (exerciseName, goalName).
