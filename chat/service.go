@@ -20,12 +20,25 @@ import (
 // for a missing room or message, ErrInvalid for an id of the wrong shape.
 type Store interface {
 	// InsertMessage stores m, which has no ID yet, and calls done once with
-	// the outcome when the database has acknowledged it. When m carries a
+	// the outcome when the database has acknowledged it, or with
+	// ErrStorageUnavailable when it did not within the store's timeout (or
+	// ctx's deadline) counted from this call. When m carries a
 	// ClientMessageID already used by the same sender in the same room, it
 	// stores nothing and passes the original message with created false.
 	// Writes are batched: done runs on the store's writer goroutine, in the
-	// order the inserts were made, and must not block.
+	// order the inserts were made (or on a timer, at the deadline), and must
+	// not block. A message stored although done reported
+	// ErrStorageUnavailable is handed out by ClaimUnpublished.
 	InsertMessage(ctx context.Context, m Message, done func(stored Message, created bool, err error))
+	// ClaimUnpublished claims up to limit stored messages that were never
+	// published (their pod died between write and broadcast, or the store
+	// acknowledged them after their sender's deadline), oldest first. Any
+	// instance may claim them; a claim lapses if MessagesPublished does not
+	// follow in time, so a claimer that dies hands them on.
+	ClaimUnpublished(ctx context.Context, limit int) ([]Message, error)
+	// MessagesPublished records that the messages were published, so that no
+	// sweeper publishes them again. It does not block.
+	MessagesPublished(ids ...string)
 	// RecentMessages returns the room's newest messages, newest first, senders populated.
 	RecentMessages(ctx context.Context, roomID string, limit int) ([]Message, error)
 	// MessagesPage returns page (1-based) of the room's history counted from the
@@ -80,6 +93,9 @@ type Options struct {
 	MaxMessageLength int  // characters
 	MaxRoomIDLength  int
 	MembershipTTL    time.Duration // how long a room's member list is cached; 0 means 5s
+	// StoreTimeout bounds a send from its start to its answer (STORE_TIMEOUT):
+	// a sender hears within it, whatever queued ahead of the message. 0: the store's own deadlines only.
+	StoreTimeout time.Duration
 }
 
 // Service is the chat domain's operations.
@@ -97,6 +113,27 @@ type Service struct {
 
 	offline chan offlineJob
 	wg      sync.WaitGroup
+
+	// Stored messages are published in the order the store acknowledged
+	// them, by one goroutine at a time that drains pubQueue: never on the
+	// store's writer goroutine, so a slow fan-out cannot delay the next insert.
+	pubMu      sync.Mutex
+	pubQueue   []pubItem
+	pubRunning bool
+	pubIdle    sync.WaitGroup      // the draining goroutine
+	inflight   map[string]struct{} // stored by the live path, not yet published
+	slots      chan struct{}       // sends between submission and publication (memory bound)
+}
+
+// pubItem is a store outcome waiting for its turn: a message to publish
+// (and its sender to answer), a retry's original, or an error.
+type pubItem struct {
+	msg     Message
+	created bool
+	err     error
+	members []string              // who hears of it while offline
+	done    func(Message, error) // the sender's answer; nil for swept messages
+	swept   bool                 // from ClaimUnpublished, not from a sender
 }
 
 type cachedRoom struct {
@@ -125,6 +162,9 @@ const (
 	maxRoomsOf         = 200
 	maxRoomsOfBatch    = 500 // users per rooms-of query
 	roomsOfTimeout     = 10 * time.Second
+	maxPendingSends    = 8192 // sends stored or being stored, not yet published
+	sweepInterval      = 2 * time.Second
+	sweepBatch         = 100
 )
 
 // NewService returns the chat service. notifier may be nil (no offline
@@ -134,20 +174,26 @@ func NewService(store Store, pub Publisher, online OnlineChecker, notifier Notif
 		opts.MembershipTTL = 5 * time.Second
 	}
 	return &Service{store: store, pub: pub, online: online, notifier: notifier, opts: opts, log: log,
-		offline: make(chan offlineJob, 1024),
+		offline: make(chan offlineJob, 1024), inflight: map[string]struct{}{}, slots: make(chan struct{}, maxPendingSends),
 		roomsOf: coalesce.New("the user's rooms", maxRoomsOfBatch, roomsOfTimeout, func(ctx context.Context, users []string) (map[string][]string, error) {
 			return store.RoomsOfUsers(ctx, users, maxRoomsOf)
 		})}
 }
 
-// Run works through offline notifications until ctx is done, then finishes
-// those already queued.
+// Run publishes stored messages that their live path could not (the
+// outbox sweep: at start and every sweepInterval) and works through offline
+// notifications until ctx is done, then finishes what is queued.
 func (s *Service) Run(ctx context.Context) {
+	var sweeper sync.WaitGroup
+	sweeper.Add(1)
+	go func() { defer sweeper.Done(); s.sweep(ctx) }()
 	for {
 		select {
 		case j := <-s.offline:
 			s.notifyOffline(j)
 		case <-ctx.Done():
+			sweeper.Wait()
+			s.pubIdle.Wait() // its offline jobs are queued by now
 			for {
 				select {
 				case j := <-s.offline:
@@ -227,13 +273,21 @@ func (s *Service) RoomsOf(ctx context.Context, userID string) ([]string, error) 
 
 // Send validates, authorizes and stores a message, then publishes it to the
 // room and the admins, and calls done once with the stored message or the
-// error. A message is published only once it is stored. A retry with the
-// same ClientMessageID passes the original and publishes nothing.
+// error. A message is published only once it is stored, and once stored it
+// is published (if not by this call, by the outbox sweep of Run). A retry
+// with the same ClientMessageID passes the original and publishes nothing.
 //
 // Send returns as soon as the message is queued for writing, so a client's
 // next message can join the same batched write; done runs later, in the
-// order messages were sent, and must not block.
+// order the store acknowledged the messages, after the room was told, and
+// within Options.StoreTimeout of this call. done must not block.
 func (s *Service) Send(ctx context.Context, id Identity, in SendInput, done func(Message, error)) {
+	if s.opts.StoreTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.StoreTimeout)
+		answer := done
+		done = func(m Message, err error) { answer(m, err); cancel() }
+	}
 	if err := s.validateSend(&in); err != nil {
 		done(Message{}, err)
 		return
@@ -247,6 +301,13 @@ func (s *Service) Send(ctx context.Context, id Identity, in SendInput, done func
 		done(Message{}, err)
 		return
 	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		done(Message{}, &commserver.Error{Code: commserver.CodeUnavailable,
+			Message: "the server has too many messages in flight; try again shortly", Err: ctx.Err()})
+		return
+	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	m := Message{
 		ChatRoomID: in.ChatRoomID, SenderID: id.UserID, Text: in.Text, Type: in.Type, Timestamp: now,
@@ -254,20 +315,123 @@ func (s *Service) Send(ctx context.Context, id Identity, in SendInput, done func
 		CreatedAt: now, UpdatedAt: now,
 	}
 	s.store.InsertMessage(ctx, m, func(stored Message, created bool, err error) {
-		if err != nil {
-			done(Message{}, err)
+		// On the store's writer goroutine: hand over, never publish here.
+		s.enqueue(pubItem{msg: stored, created: created, err: err, members: room.Members, done: done})
+	})
+}
+
+// enqueue appends it to the publication queue and makes sure a goroutine
+// drains it. It never blocks.
+func (s *Service) enqueue(it pubItem) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	if it.err == nil && it.created && !it.swept {
+		s.inflight[it.msg.ID] = struct{}{}
+	}
+	s.pubQueue = append(s.pubQueue, it)
+	if !s.pubRunning {
+		s.pubRunning = true
+		s.pubIdle.Add(1)
+		go s.drainPublications()
+	}
+}
+
+// drainPublications publishes queued items in order until the queue is empty.
+func (s *Service) drainPublications() {
+	defer s.pubIdle.Done()
+	for {
+		s.pubMu.Lock()
+		if len(s.pubQueue) == 0 {
+			s.pubQueue, s.pubRunning = nil, false
+			s.pubMu.Unlock()
 			return
 		}
-		if created {
-			if err := s.pub.PublishRoom(ctx, stored.ChatRoomID, true, EventNewMessage, stored); err != nil {
-				// Stored but not delivered live: clients catch up from
-				// history. The sender's ack still succeeds: the message exists.
-				s.log.Warn("publish newMessage", "room", stored.ChatRoomID, "message", stored.ID, "err", err)
-			}
-			s.queueOffline(stored, room.Members)
+		it := s.pubQueue[0]
+		s.pubQueue[0] = pubItem{}
+		s.pubQueue = s.pubQueue[1:]
+		s.pubMu.Unlock()
+		s.publish(it)
+	}
+}
+
+// publish tells the room of a stored message (and queues its offline
+// notifications), records that in the outbox, then answers the sender.
+func (s *Service) publish(it pubItem) {
+	if !it.swept {
+		defer func() { <-s.slots }()
+	}
+	if it.err != nil {
+		it.done(Message{}, it.err)
+		return
+	}
+	if it.created || it.swept {
+		beforePublish(it.msg)
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		if err := s.pub.PublishRoom(ctx, it.msg.ChatRoomID, true, EventNewMessage, it.msg); err != nil {
+			// Stored but not delivered live: clients catch up from history.
+			// The sender's ack still succeeds: the message exists.
+			s.log.Warn("publish newMessage", "room", it.msg.ChatRoomID, "message", it.msg.ID, "err", err)
 		}
-		done(stored, nil)
-	})
+		cancel()
+		s.store.MessagesPublished(it.msg.ID)
+		s.pubMu.Lock()
+		delete(s.inflight, it.msg.ID)
+		s.pubMu.Unlock()
+		s.queueOffline(it.msg, it.members)
+	}
+	if it.done != nil {
+		it.done(it.msg, nil)
+	}
+}
+
+// publishTimeout bounds one publication.
+const publishTimeout = 10 * time.Second
+
+// sweep publishes, until ctx is done, the stored messages that no live path
+// published: at start (a previous run may have died between write and
+// broadcast) and every sweepInterval.
+func (s *Service) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		s.sweepOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) sweepOnce(ctx context.Context) {
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, roomsOfTimeout)
+		msgs, err := s.store.ClaimUnpublished(cctx, sweepBatch)
+		for _, m := range msgs {
+			s.pubMu.Lock()
+			_, live := s.inflight[m.ID]
+			s.pubMu.Unlock()
+			if live {
+				continue // its live path publishes it and clears its entry
+			}
+			var members []string
+			if room, err := s.room(cctx, m.ChatRoomID); err == nil {
+				members = room.Members
+			}
+			s.log.Info("publishing a stored message its live path did not", "room", m.ChatRoomID, "message", m.ID)
+			s.enqueue(pubItem{msg: m, swept: true, members: members})
+		}
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("outbox sweep", "err", err)
+			}
+			return
+		}
+		if len(msgs) < sweepBatch {
+			return
+		}
+	}
 }
 
 func (s *Service) validateSend(in *SendInput) error {

@@ -50,8 +50,16 @@ func (p *published) take() []publishedEvent {
 // newService runs the chat service on the real embedded store.
 func newService(t *testing.T, opts chat.Options) (*chat.Service, *published, *store.DB) {
 	t.Helper()
+	pub := &published{}
+	s, db := newServiceWith(t, opts, 5*time.Second, pub)
+	return s, pub, db
+}
+
+// newServiceWith is newService with the store's timeout and a publisher of the test's.
+func newServiceWith(t *testing.T, opts chat.Options, storeTimeout time.Duration, pub chat.Publisher) (*chat.Service, *store.DB) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(context.Background(), store.Options{DataDir: t.TempDir(), Timeout: 5 * time.Second}, log)
+	db, err := store.Open(context.Background(), store.Options{DataDir: t.TempDir(), Timeout: storeTimeout}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +75,7 @@ func newService(t *testing.T, opts chat.Options) (*chat.Service, *published, *st
 	if opts.MaxRoomIDLength == 0 {
 		opts.MaxRoomIDLength = 64
 	}
-	pub := &published{}
-	return chat.NewService(db, pub, presence.NewMemory(), nil, opts, log), pub, db
+	return chat.NewService(db, pub, presence.NewMemory(), nil, opts, log), db
 }
 
 const (

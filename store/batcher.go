@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	commserver "github.com/fitmate/commserver"
@@ -16,8 +17,16 @@ var errDuplicate = errors.New("duplicate key")
 
 // batcher stores documents of one collection (chat messages, notifications)
 // in batches: each waiting insert joins the next insertMany, so N concurrent
-// writers cost one round trip instead of N. A caller hears of its document
-// only after it was acknowledged, in the order documents were submitted.
+// writers cost one round trip instead of N. Outcomes are reported in the
+// order documents were submitted.
+//
+// Every document has its own deadline, counted from its submission (the
+// store's timeout, or the caller's context if sooner): a document queued
+// behind a slow batch is answered STORAGE_UNAVAILABLE at its deadline, not
+// when the batch before it gives up. One answered before its batch was sent is
+// never written; one answered while its batch was in flight may still be
+// stored, and then the batch's late hook hears of it (chat messages: see the
+// outbox).
 //
 // Documents carry their _id from the start, so a batch that failed for want of
 // an answer is retried safely: a duplicate _id on retry means it had landed.
@@ -28,46 +37,92 @@ type batcher struct {
 	in   chan *insertReq
 	quit chan struct{}
 	once sync.Once
+
+	// before runs ahead of each insert attempt with the documents about to
+	// be written (the message outbox); an error fails the attempt.
+	before func(ctx context.Context, docs []any) error
+	// after runs once a batch's outcome is known, before anyone is answered,
+	// with the documents that are stored (the embedded store's indexes).
+	after func(docs []any)
+	// late is told the documents stored after their callers were answered.
+	late func(docs []any)
 }
 
 type insertReq struct {
-	ctx  context.Context
-	doc  any
-	done func(error)
+	doc      any
+	deadline time.Time
+	done     func(error)
+	answered atomic.Bool
+	timer    *time.Timer
+	expired  chan struct{} // closed when the deadline answered the request
+}
+
+// answer reports err to the request unless it was answered already; it
+// reports whether this call answered it. (It leaves the timer alone: the
+// timer's own callback calls it.)
+func (r *insertReq) answer(err error) bool {
+	if !r.answered.CompareAndSwap(false, true) {
+		return false
+	}
+	r.done(err)
+	return true
 }
 
 func newBatcher(d *DB, col string, max int) *batcher {
 	return &batcher{d: d, col: col, max: max, in: make(chan *insertReq, 4*max), quit: make(chan struct{})}
 }
 
-// insert queues doc and waits for its outcome or ctx.
+// insert queues doc and waits for its outcome (at the latest at its deadline).
 func (b *batcher) insert(ctx context.Context, doc any) error {
 	ch := make(chan error, 1)
 	b.submit(ctx, doc, func(err error) { ch <- err })
-	select {
-	case err := <-ch:
-		return err
-	case <-ctx.Done():
-		return b.d.fail("store "+b.col, ctx.Err())
-	}
+	return <-ch
 }
 
-// submit queues doc; done gets its outcome, on the batcher's goroutine, in
-// submission order. It blocks only while the queue is full (backpressure).
+// deadlineOf is when a call made now must be answered: the store's timeout,
+// or the caller's deadline if it comes first.
+func (d *DB) deadlineOf(ctx context.Context) time.Time {
+	deadline := time.Now().Add(d.timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	return deadline
+}
+
+// errNoAnswer is a document's outcome when its deadline passed first.
+func (b *batcher) errNoAnswer() error {
+	return &commserver.Error{Code: commserver.CodeStorageUnavailable,
+		Message: "the database did not answer in time; try again shortly", Err: context.DeadlineExceeded}
+}
+
+// submit queues doc; done gets its outcome exactly once: from the
+// batcher's goroutine in submission order, or from a timer at the
+// document's deadline. It blocks only while the queue is full
+// (backpressure), and never past the deadline. done must not block.
 func (b *batcher) submit(ctx context.Context, doc any, done func(error)) {
-	r := &insertReq{ctx: ctx, doc: doc, done: done}
+	r := &insertReq{doc: doc, deadline: b.d.deadlineOf(ctx), done: done, expired: make(chan struct{})}
+	r.timer = time.AfterFunc(time.Until(r.deadline), func() {
+		if r.answer(b.errNoAnswer()) {
+			close(r.expired)
+		}
+	})
+	shutting := &commserver.Error{Code: commserver.CodeStorageUnavailable, Message: "the server is shutting down"}
 	select {
 	case <-b.quit:
-		done(&commserver.Error{Code: commserver.CodeStorageUnavailable, Message: "the server is shutting down"})
+		r.timer.Stop()
+		r.answer(shutting)
 		return
 	default:
 	}
 	select {
 	case b.in <- r:
 	case <-b.quit:
-		done(&commserver.Error{Code: commserver.CodeStorageUnavailable, Message: "the server is shutting down"})
+		r.timer.Stop()
+		r.answer(shutting)
+	case <-r.expired:
 	case <-ctx.Done():
-		done(b.d.fail("queue message", ctx.Err()))
+		r.timer.Stop()
+		r.answer(b.d.fail("queue "+b.col, ctx.Err()))
 	}
 }
 
@@ -106,59 +161,98 @@ func (b *batcher) run() {
 }
 
 // flush inserts the batch, retrying what failed for want of an answer until
-// the store's deadline, and reports each document's outcome.
+// the last of its documents' deadlines, and reports each document's outcome.
 func (b *batcher) flush(batch []*insertReq) {
 	pending := make([]*insertReq, 0, len(batch))
+	var deadline time.Time
 	for _, r := range batch {
-		if r.ctx.Err() != nil {
-			r.done(b.d.fail("store message", r.ctx.Err())) // its sender gave up: do not store it now
-			continue
+		if r.answered.Load() {
+			r.timer.Stop()
+			continue // answered at its deadline while queued: never written
 		}
 		pending = append(pending, r)
+		if r.deadline.After(deadline) {
+			deadline = r.deadline
+		}
 	}
-	deadline := time.Now().Add(b.d.timeout)
 	wait := 50 * time.Millisecond
 	for len(pending) > 0 {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		docs := make([]any, len(pending))
 		for i, r := range pending {
 			docs[i] = r.doc
 		}
-		_, err := b.d.db.Collection(b.col).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-		cancel()
-		retry := pending[:0:0]
-		failed := map[int]error{}
-		var bwe mongo.BulkWriteException
-		switch {
-		case err == nil:
-		case errors.As(err, &bwe) && len(bwe.WriteErrors) > 0:
-			for _, we := range bwe.WriteErrors {
-				if we.HasErrorCode(11000) {
-					failed[we.Index] = errDuplicate
-				} else {
-					failed[we.Index] = b.d.fail("insert into "+b.col, we)
-				}
-			}
-		default:
-			mapped := b.d.fail("insert into "+b.col, err)
-			if errors.Is(mapped, commserver.ErrStorageUnavailable) && time.Now().Add(wait).Before(deadline) {
-				retry = pending
-			} else {
-				for i := range pending {
-					failed[i] = mapped
-				}
-			}
-		}
-		if len(retry) > 0 {
-			b.d.log.Warn("store: insert failed; retrying", "collection", b.col, "documents", len(retry), "err", err)
+		failed, retry := b.attempt(deadline, docs)
+		if retry && time.Now().Add(wait).Before(deadline) {
+			b.d.log.Warn("store: insert failed; retrying", "collection", b.col, "documents", len(pending), "err", failed[0])
 			time.Sleep(wait)
 			wait *= 2
-			pending = retry
+			// Those answered at their deadline meanwhile may still land from
+			// the attempt that failed; they stay in the retry, so that the
+			// outcome is known and reported (a duplicate _id means stored).
 			continue
 		}
-		for i, r := range pending {
-			r.done(failed[i])
-		}
+		b.report(pending, docs, failed)
 		return
+	}
+}
+
+// attempt runs one insert of docs under deadline. It returns each
+// document's error (nil: stored) and whether the whole attempt failed for
+// want of an answer, so that a retry may settle it.
+func (b *batcher) attempt(deadline time.Time, docs []any) (failed []error, retry bool) {
+	failed = make([]error, len(docs))
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	err := error(nil)
+	if b.before != nil {
+		err = b.before(ctx, docs)
+	}
+	if err == nil {
+		_, err = b.d.db.Collection(b.col).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	}
+	var bwe mongo.BulkWriteException
+	switch {
+	case err == nil:
+	case errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil:
+		for _, we := range bwe.WriteErrors {
+			if we.HasErrorCode(11000) {
+				failed[we.Index] = errDuplicate
+			} else {
+				failed[we.Index] = b.d.fail("insert into "+b.col, we)
+			}
+		}
+	default:
+		mapped := b.d.fail("insert into "+b.col, err)
+		for i := range failed {
+			failed[i] = mapped
+		}
+		retry = errors.Is(mapped, commserver.ErrStorageUnavailable)
+	}
+	return failed, retry
+}
+
+// report runs the after hook on what is stored, then answers every
+// document, and hands those stored after their deadline to the late hook.
+func (b *batcher) report(pending []*insertReq, docs []any, failed []error) {
+	if b.after != nil {
+		var stored []any
+		for i, err := range failed {
+			if err == nil {
+				stored = append(stored, docs[i])
+			}
+		}
+		if len(stored) > 0 {
+			b.after(stored)
+		}
+	}
+	var late []any
+	for i, r := range pending {
+		r.timer.Stop()
+		if !r.answer(failed[i]) && failed[i] == nil {
+			late = append(late, docs[i])
+		}
+	}
+	if len(late) > 0 && b.late != nil {
+		b.late(late)
 	}
 }

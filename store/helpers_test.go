@@ -20,8 +20,13 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // waits for its indexes.
 func openTestDB(t *testing.T) *DB {
 	t.Helper()
-	d, err := Open(context.Background(), Options{DataDir: t.TempDir(), Timeout: 10 * time.Second},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return openTestDBWith(t, Options{DataDir: t.TempDir(), Timeout: 10 * time.Second})
+}
+
+// openTestDBWith is openTestDB with other options.
+func openTestDBWith(t *testing.T, opts Options) *DB {
+	t.Helper()
+	d, err := Open(context.Background(), opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,8 +85,10 @@ func (d messageDoc) message() chat.Message {
 }
 
 // InsertMessage stores m through the write batcher: concurrent senders share
-// one insertMany. done runs once the database acknowledged the write, on the
-// batcher's goroutine and in submission order (see chat.Store).
+// one insertMany, preceded by the messages' outbox entries. done runs once:
+// when the database acknowledged the write (on the batcher's goroutine, in
+// submission order), or with STORAGE_UNAVAILABLE at the deadline counted
+// from this call (see chat.Store).
 func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.Message, bool, error)) {
 	doc := newMessageDoc(m)
 	if doc.ClientMessageKey != "" && !d.indexesCreated() {
@@ -94,11 +96,15 @@ func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.M
 		// a retry would store a second message. When the database refuses
 		// the index itself (duplicates already stored), the loop logs it and
 		// messages still flow.
-		if err := d.createIndexes(ctx); errors.Is(err, commserver.ErrStorageUnavailable) {
+		cctx, cancel := context.WithDeadline(ctx, d.deadlineOf(ctx))
+		err := d.createIndexes(cctx)
+		cancel()
+		if errors.Is(err, commserver.ErrStorageUnavailable) {
 			done(chat.Message{}, false, err)
 			return
 		}
 	}
+	deadline := d.deadlineOf(ctx)
 	d.messages.submit(ctx, doc, func(err error) {
 		switch {
 		case err == nil:
@@ -107,7 +113,15 @@ func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.M
 			done(chat.Message{}, false, err)
 		default:
 			// Rare, and it needs a read: off the batcher's goroutine.
-			go func() { done(d.resolveDuplicate(ctx, doc)) }()
+			go func() {
+				rctx, cancel := context.WithDeadline(context.Background(), deadline)
+				defer cancel()
+				stored, created, err := d.resolveDuplicate(rctx, doc)
+				if created {
+					d.indexLate([]messageDoc{doc}) // landed on an attempt whose answer was lost
+				}
+				done(stored, created, err)
+			}()
 		}
 	})
 }

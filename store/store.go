@@ -59,11 +59,14 @@ type DB struct {
 
 	messages      *batcher
 	notifications *batcher
+	outboxDone    *outboxDeleter
 
 	indexesMu   sync.Mutex // serialises createIndexes
 	indexesDone chan struct{}
 	stop        context.CancelFunc
-	wg          sync.WaitGroup
+	writers     sync.WaitGroup // the batchers
+	stopOutbox  chan struct{}
+	wg          sync.WaitGroup // everything else
 }
 
 // Open connects to MongoDB (or starts the embedded store) and starts the
@@ -111,11 +114,16 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 	bg, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	d.messages = newBatcher(d, colMessages, opts.BatchSize)
+	d.messages.before = d.writeOutbox
+	d.messages.late = d.releaseOutbox
 	d.notifications = newBatcher(d, colNotifications, opts.BatchSize)
-	d.wg.Add(3)
-	go func() { defer d.wg.Done(); d.messages.run() }()
-	go func() { defer d.wg.Done(); d.notifications.run() }()
+	d.outboxDone, d.stopOutbox = newOutboxDeleter(), make(chan struct{})
+	d.writers.Add(2)
+	go func() { defer d.writers.Done(); d.messages.run() }()
+	go func() { defer d.writers.Done(); d.notifications.run() }()
+	d.wg.Add(2)
 	go func() { defer d.wg.Done(); d.ensureIndexesLoop(bg) }()
+	go func() { defer d.wg.Done(); d.runOutboxDeleter(d.stopOutbox) }()
 	return d, nil
 }
 
@@ -123,6 +131,8 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 func (d *DB) Close(ctx context.Context) error {
 	d.messages.close()
 	d.notifications.close()
+	d.writers.Wait()
+	close(d.stopOutbox)
 	d.stop()
 	d.wg.Wait()
 	err := d.client.Disconnect(ctx)
@@ -136,9 +146,12 @@ func (d *DB) closeEmbedded() {
 	}
 }
 
-// Ping reports whether the database answers (for /readyz).
+// pingTimeout bounds Ping: readiness must answer within a second, whatever STORE_TIMEOUT is.
+const pingTimeout = 750 * time.Millisecond
+
+// Ping reports whether the database answers (for /readyz), within pingTimeout.
 func (d *DB) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	ctx, cancel := context.WithTimeout(ctx, min(d.timeout, pingTimeout))
 	defer cancel()
 	if err := d.client.Ping(ctx, readpref.Primary()); err != nil {
 		return d.fail("ping", err)

@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	notifySvc := notify.New(db, hub, pres, smsSvc, notify.Options{}, log)
 	chatSvc := chat.NewService(db, hub, pres, notifySvc, chat.Options{
 		OpenRooms: cfg.ChatRoomPolicy == config.RoomPolicyOpen, MaxMessageLength: cfg.MaxMessageLength,
-		MaxRoomIDLength: cfg.MaxRoomIDLength}, log)
+		MaxRoomIDLength: cfg.MaxRoomIDLength, StoreTimeout: cfg.StoreTimeout}, log)
 	verifier := gateway.NewVerifier(gateway.VerifierOptions{Secret: cfg.JWTSecret, PublicKey: cfg.JWTPublicKey,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserClaim: cfg.JWTUserClaim, MaxBytes: cfg.JWTMaxBytes})
 	hub.Serve(gateway.SocketDeps{Verifier: verifier, Chat: chatSvc, Unread: notifySvc, Presence: pres,
