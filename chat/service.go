@@ -131,7 +131,7 @@ type pubItem struct {
 	msg     Message
 	created bool
 	err     error
-	members []string              // who hears of it while offline
+	members []string             // who hears of it while offline
 	done    func(Message, error) // the sender's answer; nil for swept messages
 	swept   bool                 // from ClaimUnpublished, not from a sender
 }
