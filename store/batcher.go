@@ -234,6 +234,7 @@ func (b *batcher) attempt(deadline time.Time, docs []any) (failed []error, retry
 // report runs the after hook on what is stored, then answers every
 // document, and hands those stored after their deadline to the late hook.
 func (b *batcher) report(pending []*insertReq, docs []any, failed []error) {
+	answerLate(b.d.timeout, docs)
 	if b.after != nil {
 		var stored []any
 		for i, err := range failed {

@@ -25,7 +25,8 @@ import (
 // still absent long after anything in flight could have landed.
 //
 // A message is published twice only if its pod dies in the moment between
-// publishing it and removing its entry (outboxDeleteDelay), or if two pods
+// publishing it and removing its entry (one delete's round trip, or the
+// batch before it under load), or if two pods
 // sweep the same dead pod's entry at the same instant on a store whose
 // updates are not atomic (FerretDB). Clients dedupe newMessage by _id.
 
@@ -33,9 +34,8 @@ const colOutbox = "chatoutbox"
 
 // Outbox timings.
 const (
-	outboxClaimTTL    = 30 * time.Second       // a sweeper's claim on an entry
-	outboxDeleteDelay = 100 * time.Millisecond // published entries are removed in batches this often
-	outboxDeleteBatch = 256
+	outboxClaimTTL    = 30 * time.Second // a sweeper's claim on an entry
+	outboxDeleteBatch = 256              // most published entries removed by one delete
 )
 
 // outboxDoc is an entry of chatoutbox.
@@ -54,7 +54,7 @@ func (d *DB) liveClaim() time.Duration { return 2*d.timeout + 2*time.Second }
 // dropAfter is how long an entry whose message is absent is kept, counted
 // from the first sweep that found it absent (the store was answering then,
 // so whatever insert was still in flight has had all that time to land).
-func (d *DB) dropAfter() time.Duration { return max(time.Minute, 10*d.timeout) }
+func (d *DB) dropAfter() time.Duration { return max(10*time.Second, 10*d.timeout) }
 
 // writeOutbox records the messages of a batch about to be inserted. A
 // duplicate is an entry written by an earlier attempt of the same batch.
@@ -229,10 +229,9 @@ func (d *DB) runOutboxDeleter(stop <-chan struct{}) {
 			}
 			return
 		}
-		select { // gather a batch
-		case <-time.After(outboxDeleteDelay):
-		case <-stop:
-		}
+		// No waiting to gather a batch: the window in which a crash would
+		// publish a message twice is one delete's round trip. Under load,
+		// what is published during that round trip forms the next batch.
 		for d.deletePublished(o) {
 		}
 	}

@@ -162,7 +162,7 @@ func TestLateAnswerReleasesTheOutboxEntry(t *testing.T) {
 // out once, and its entry goes when it is published; an entry whose message
 // never landed is dropped after dropAfter.
 func TestClaimUnpublished(t *testing.T) {
-	d := openTestDBWith(t, Options{DataDir: t.TempDir(), Timeout: 200 * time.Millisecond})
+	d := openTestDBWith(t, Options{DataDir: t.TempDir(), Timeout: time.Second})
 	<-d.IndexesReady()
 	ctx := context.Background()
 	o := <-insertAsync(d, testMessage("room-1", "orphan"))

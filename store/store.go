@@ -55,7 +55,7 @@ type DB struct {
 	db       *mongo.Database
 	timeout  time.Duration
 	log      *slog.Logger
-	embedded *embedded // nil with an external MongoDB
+	embedded *Embedded // nil with an external MongoDB
 
 	messages      *batcher
 	notifications *batcher
@@ -86,12 +86,12 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 	d := &DB{timeout: opts.Timeout, log: log, indexesDone: make(chan struct{})}
 	uri := opts.URI
 	if uri == "" {
-		e, err := startEmbedded(ctx, opts.DataDir, log)
+		e, err := StartEmbedded(opts.DataDir, "127.0.0.1:0", log)
 		if err != nil {
 			return nil, err
 		}
 		d.embedded = e
-		uri = e.uri
+		uri = e.URI
 		log.Info("store: no MONGODB_URI, using the embedded MongoDB-compatible store (FerretDB over SQLite)",
 			"dir", opts.DataDir)
 	}
@@ -142,7 +142,7 @@ func (d *DB) Close(ctx context.Context) error {
 
 func (d *DB) closeEmbedded() {
 	if d.embedded != nil {
-		d.embedded.close()
+		d.embedded.Close()
 	}
 }
 
@@ -259,6 +259,12 @@ func (d *DB) createIndexes(ctx context.Context) error {
 	if err := d.ensureIndexes(ctx); err != nil {
 		return err
 	}
+	if d.embedded != nil {
+		// Every collection exists now: give each the _id index FerretDB lacks.
+		if err := d.embedded.IndexIDs(ctx); err != nil {
+			return err
+		}
+	}
 	close(d.indexesDone)
 	return nil
 }
@@ -278,6 +284,7 @@ func (d *DB) ensureIndexes(ctx context.Context) error {
 		{colNotifications, bson.D{{Key: "expiresAt", Value: 1}}, options.Index().SetExpireAfterSeconds(0)},
 		{colSMSLogs, bson.D{{Key: "timestamp", Value: -1}}, nil},
 		{colSMSLogs, bson.D{{Key: "twilioSid", Value: 1}}, nil},
+		{colOutbox, bson.D{{Key: "until", Value: 1}}, nil},
 	}
 	for _, ix := range all {
 		err := d.call(ctx, "create index", func(ctx context.Context) error {

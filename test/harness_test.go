@@ -32,7 +32,10 @@ const (
 	appOrigin  = "http://localhost:5173"
 )
 
-var binary string // the server binary built by TestMain
+var (
+	binary string // the server binary built by TestMain
+	binDir string // where TestMain builds binaries (see also buildOnce)
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "commserver-e2e")
@@ -40,6 +43,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binDir = dir
 	binary = filepath.Join(dir, "commserver")
 	args := []string{"build", "-o", binary}
 	if raceEnabled {
@@ -63,6 +67,7 @@ func TestMain(m *testing.M) {
 // server is a running commserver process.
 type server struct {
 	t       testing.TB
+	bin     string // the binary it runs
 	URL     string // http://127.0.0.1:port
 	port    int
 	DataDir string
@@ -103,6 +108,12 @@ func freePort(t testing.TB) int {
 // directory (unless DATA_DIR is given) and extra environment, and waits for /healthz.
 func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
+	return startServerBinary(t, binary, extra...)
+}
+
+// startServerBinary is startServer running another build of the server (see buildOnce).
+func startServerBinary(t testing.TB, bin string, extra ...string) *server {
+	t.Helper()
 	env := []string{
 		"HOST=127.0.0.1",
 		"JWT_SECRET=" + testSecret,
@@ -123,7 +134,7 @@ func startServer(t testing.TB, extra ...string) *server {
 		env = append(env, "DATA_DIR="+dataDir)
 	}
 	env = append(env, extra...)
-	s := &server{t: t, DataDir: dataDir, env: env}
+	s := &server{t: t, bin: bin, DataDir: dataDir, env: env}
 	s.start()
 	t.Cleanup(func() {
 		s.Stop()
@@ -148,7 +159,7 @@ func (s *server) startOn(port int) {
 	s.t.Helper()
 	s.port = port
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	s.cmd = exec.Command(binary)
+	s.cmd = exec.Command(s.bin)
 	s.cmd.Env = append(append([]string{}, s.env...), fmt.Sprintf("PORT=%d", port))
 	if s.logs == nil {
 		s.logs = &syncBuffer{}

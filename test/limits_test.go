@@ -58,6 +58,11 @@ func TestInputLimits(t *testing.T) {
 		{"replyTo not an id", "sendMessage", []any{msg("replyTo", "nope")}, "INVALID_ARGUMENT", "replyTo"},
 		{"metadata not an object", "sendMessage", []any{msg("metadata", []any{1, 2})}, "INVALID_ARGUMENT", "metadata"},
 		{"metadata over 4 KB", "sendMessage", []any{msg("metadata", map[string]any{"x": strings.Repeat("m", 5000)})}, "INVALID_ARGUMENT", "metadata"},
+		// Keys MongoDB refuses or misreads, and depth past 16: refused as REST refuses them, not stored.
+		{"metadata key starting with $", "sendMessage", []any{msg("metadata", map[string]any{"$where": "1"})}, "INVALID_ARGUMENT", "metadata"},
+		{"metadata key with a dot", "sendMessage", []any{msg("metadata", map[string]any{"size.w": 640})}, "INVALID_ARGUMENT", "metadata"},
+		{"nested metadata key with $", "sendMessage", []any{msg("metadata", map[string]any{"a": []any{map[string]any{"$set": 1}}})}, "INVALID_ARGUMENT", "metadata"},
+		{"metadata 17 levels deep", "sendMessage", []any{msg("metadata", nestedObject(17))}, "INVALID_ARGUMENT", "metadata"},
 		{"payload a string", "sendMessage", []any{"room-limits"}, "INVALID_ARGUMENT", ""},
 		{"payload an array", "joinChat", []any{[]any{"room-limits"}}, "INVALID_ARGUMENT", ""},
 		{"payload a number", "joinChat", []any{12}, "INVALID_ARGUMENT", ""},
@@ -287,4 +292,13 @@ func TestFloodingSocketIsClosed(t *testing.T) {
 		t.Errorf("last error event %v", last)
 	}
 	wantOK(t, "calm socket", c.emitAck("calm", "leaveChat", map[string]any{"chatRoomId": "room-x"}))
+}
+
+// nestedObject returns a JSON object nesting depth levels: {"k": {"k": ... {}}}.
+func nestedObject(depth int) map[string]any {
+	m := map[string]any{}
+	for range depth - 1 {
+		m = map[string]any{"k": m}
+	}
+	return m
 }
