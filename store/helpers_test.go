@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fitmate/commserver/chat"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -75,4 +76,31 @@ func insertMessage(ctx context.Context, d *DB, m chat.Message) (chat.Message, bo
 	d.InsertMessage(ctx, m, func(m chat.Message, created bool, err error) { ch <- result{m, created, err} })
 	r := <-ch
 	return r.m, r.created, r.err
+}
+
+// reindex rebuilds the embedded index from the documents, as a start after
+// an unclean stop does: for tests that write documents directly, as the
+// NestJS server (or a restore) would have.
+func reindex(t *testing.T, d *DB) {
+	t.Helper()
+	d.stopIndex()
+	ctx := context.Background()
+	if _, err := d.db.Collection(IndexStateCollection).DeleteOne(ctx, bson.M{"_id": IndexStateID}); err != nil {
+		t.Fatal(err)
+	}
+	d.index = nil
+	if err := d.openIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.startIndex()
+}
+
+// withoutIndex runs f with the embedded index switched off: the store reads
+// the documents as it does on MongoDB.
+func withoutIndex(t *testing.T, d *DB, f func()) {
+	t.Helper()
+	x := d.index
+	d.index = nil
+	defer func() { d.index = x }()
+	f()
 }

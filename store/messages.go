@@ -126,22 +126,45 @@ func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.M
 	})
 }
 
-// resolveDuplicate handles a duplicate key: either this client message id
-// was used before (the original is returned), or a retried insert of ours
-// had landed (it is stored).
+// resolveDuplicate handles a duplicate key: either a retried insert of ours
+// had landed (it is stored), or this client message id was used before (the
+// original is returned). Both are _id lookups on the embedded store, whose
+// index maps client keys to message ids.
 func (d *DB) resolveDuplicate(ctx context.Context, doc messageDoc) (chat.Message, bool, error) {
-	var existing messageDoc
-	err := d.call(ctx, "find duplicate message", func(ctx context.Context) error {
-		filter := bson.M{"_id": doc.ID}
-		if doc.ClientMessageKey != "" {
-			filter = bson.M{"$or": bson.A{bson.M{"_id": doc.ID}, bson.M{"clientMessageKey": doc.ClientMessageKey}}}
+	existing, err := d.messageByID(ctx, doc.ID)
+	if err == nil {
+		return existing.message(), true, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) || doc.ClientMessageKey == "" {
+		return chat.Message{}, false, err
+	}
+	if d.index != nil {
+		id, found, err := d.index.messageOfKey(ctx, doc.ClientMessageKey)
+		if err != nil {
+			return chat.Message{}, false, err
 		}
-		return d.db.Collection(colMessages).FindOne(ctx, filter).Decode(&existing)
+		if found {
+			if existing, err = d.messageByID(ctx, id); err == nil {
+				return existing.message(), false, nil
+			}
+		}
+	}
+	err = d.call(ctx, "find duplicate message", func(ctx context.Context) error {
+		return d.db.Collection(colMessages).FindOne(ctx, bson.M{"clientMessageKey": doc.ClientMessageKey}).Decode(&existing)
 	})
 	if err != nil {
 		return chat.Message{}, false, err
 	}
-	return existing.message(), existing.ID == doc.ID, nil
+	return existing.message(), false, nil
+}
+
+// messageByID reads one message by _id (an index search everywhere).
+func (d *DB) messageByID(ctx context.Context, id bson.ObjectID) (messageDoc, error) {
+	var doc messageDoc
+	err := d.call(ctx, "find message", func(ctx context.Context) error {
+		return d.db.Collection(colMessages).FindOne(ctx, bson.M{"_id": id}).Decode(&doc)
+	})
+	return doc, err
 }
 
 func (d *DB) findMessages(ctx context.Context, op string, filter bson.M, opts *options.FindOptionsBuilder) ([]chat.Message, error) {
@@ -173,11 +196,56 @@ var oldestFirst = bson.D{{Key: "timestamp", Value: 1}, {Key: "_id", Value: 1}}
 
 // RecentMessages returns the room's newest messages, newest first.
 func (d *DB) RecentMessages(ctx context.Context, roomID string, limit int) ([]chat.Message, error) {
+	if tail, total, _, ok := d.roomTail(ctx, roomID); ok {
+		if live := liveOf(tail); len(live) >= limit || int64(len(tail)) >= total {
+			return d.populated(ctx, live[:min(limit, len(live))])
+		}
+	}
 	return d.findMessages(ctx, "recent messages", visible(roomID), options.Find().SetSort(newestFirst).SetLimit(int64(limit)))
+}
+
+// roomTail returns the embedded index's copy of the room's newest
+// messages, newest first, deleted ones included, and the room's counts; ok
+// is false without an index (MongoDB) or when the room must be read from the
+// documents.
+func (d *DB) roomTail(ctx context.Context, roomID string) (tail []messageDoc, total, live int64, ok bool) {
+	if d.index == nil {
+		return nil, 0, 0, false
+	}
+	return d.index.roomView(ctx, roomID)
+}
+
+// liveOf leaves out deleted messages.
+func liveOf(msgs []messageDoc) []messageDoc {
+	out := make([]messageDoc, 0, len(msgs))
+	for _, m := range msgs {
+		if !m.IsDeleted {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// populated turns documents into messages with their senders populated.
+func (d *DB) populated(ctx context.Context, docs []messageDoc) ([]chat.Message, error) {
+	out := make([]chat.Message, len(docs))
+	for i, doc := range docs {
+		out[i] = doc.message()
+	}
+	return out, d.populate(ctx, out)
 }
 
 // MessagesPage returns one page counted from the newest, oldest first, and the total.
 func (d *DB) MessagesPage(ctx context.Context, roomID string, page, limit int) ([]chat.Message, int64, error) {
+	skip := (page - 1) * limit
+	if tail, total, live, ok := d.roomTail(ctx, roomID); ok {
+		visibleTail := liveOf(tail)
+		if len(visibleTail) >= skip+limit || int64(len(tail)) >= total {
+			msgs, err := d.populated(ctx, visibleTail[min(skip, len(visibleTail)):min(skip+limit, len(visibleTail))])
+			slices.Reverse(msgs)
+			return msgs, live, err
+		}
+	}
 	var total int64
 	err := d.call(ctx, "count messages", func(ctx context.Context) (err error) {
 		total, err = d.db.Collection(colMessages).CountDocuments(ctx, visible(roomID))
@@ -187,22 +255,21 @@ func (d *DB) MessagesPage(ctx context.Context, roomID string, page, limit int) (
 		return nil, 0, err
 	}
 	msgs, err := d.findMessages(ctx, "page messages", visible(roomID),
-		options.Find().SetSort(newestFirst).SetSkip(int64((page-1)*limit)).SetLimit(int64(limit)))
+		options.Find().SetSort(newestFirst).SetSkip(int64(skip)).SetLimit(int64(limit)))
 	slices.Reverse(msgs)
 	return msgs, total, err
 }
 
 // cursor returns the (timestamp, _id) position of a message of the room.
+// It looks the message up by _id alone (an index search on the embedded
+// store too) and checks its room.
 func (d *DB) cursor(ctx context.Context, field, roomID, id string) (messageDoc, error) {
 	oid, err := objectID(field, id)
 	if err != nil {
 		return messageDoc{}, err
 	}
-	var doc messageDoc
-	err = d.call(ctx, "find cursor message", func(ctx context.Context) error {
-		return d.db.Collection(colMessages).FindOne(ctx, bson.M{"_id": oid, "chatRoomId": roomID}).Decode(&doc)
-	})
-	if errors.Is(err, mongo.ErrNoDocuments) {
+	doc, err := d.messageByID(ctx, oid)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && doc.ChatRoomID != roomID) {
 		return messageDoc{}, &commserver.Error{Code: commserver.CodeNotFound, Field: field,
 			Message: "no message " + id + " in chat room " + roomID}
 	}
@@ -215,6 +282,17 @@ func (d *DB) MessagesBefore(ctx context.Context, roomID, beforeID string, limit 
 	c, err := d.cursor(ctx, "before", roomID, beforeID)
 	if err != nil {
 		return nil, false, err
+	}
+	if tail, total, _, ok := d.roomTail(ctx, roomID); ok {
+		if i := slices.IndexFunc(tail, func(m messageDoc) bool { return m.ID == c.ID }); i >= 0 {
+			older := liveOf(tail[i+1:])
+			if len(older) > limit || int64(len(tail)) >= total {
+				more := len(older) > limit
+				msgs, err := d.populated(ctx, older[:min(limit, len(older))])
+				slices.Reverse(msgs)
+				return msgs, more, err
+			}
+		}
 	}
 	filter := visible(roomID)
 	filter["$or"] = bson.A{
@@ -238,6 +316,15 @@ func (d *DB) MessagesAfter(ctx context.Context, roomID, afterID string, limit in
 	c, err := d.cursor(ctx, "since", roomID, afterID)
 	if err != nil {
 		return nil, err
+	}
+	if tail, _, _, ok := d.roomTail(ctx, roomID); ok {
+		// The tail is the room's newest messages: holding the cursor, it
+		// holds everything after it.
+		if i := slices.IndexFunc(tail, func(m messageDoc) bool { return m.ID == c.ID }); i >= 0 {
+			newer := liveOf(tail[:i])
+			slices.Reverse(newer)
+			return d.populated(ctx, newer[:min(limit, len(newer))])
+		}
 	}
 	filter := visible(roomID)
 	filter["$or"] = bson.A{
@@ -273,16 +360,25 @@ func (d *DB) SoftDeleteMessage(ctx context.Context, id string) (chat.Message, er
 		return chat.Message{}, err
 	}
 	var doc messageDoc
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	err = d.call(ctx, "delete message", func(ctx context.Context) error {
 		return d.db.Collection(colMessages).FindOneAndUpdate(ctx, bson.M{"_id": oid},
-			bson.M{"$set": bson.M{"isDeleted": true, "updatedAt": time.Now().UTC().Truncate(time.Millisecond)}},
-			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+			bson.M{"$set": bson.M{"isDeleted": true, "updatedAt": now}},
+			options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&doc)
 	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return chat.Message{}, commserver.Errorf(commserver.CodeNotFound, "no message %s", id)
 	}
 	if err != nil {
+		if d.index != nil && errors.Is(err, commserver.ErrStorageUnavailable) {
+			d.index.distrust("a message delete got no answer")
+		}
 		return chat.Message{}, err
+	}
+	wasLive := !doc.IsDeleted
+	doc.IsDeleted, doc.UpdatedAt = true, now
+	if d.index != nil {
+		d.index.deleted(doc, wasLive)
 	}
 	return doc.message(), nil
 }
@@ -300,6 +396,14 @@ func (d *DB) MarkRoomRead(ctx context.Context, roomID, userID string) (int64, er
 		}
 		return err
 	})
+	if d.index != nil {
+		switch {
+		case err == nil:
+			d.index.readBy(roomID, uid)
+		case errors.Is(err, commserver.ErrStorageUnavailable):
+			d.index.markStale("room:", roomID)
+		}
+	}
 	return n, err
 }
 

@@ -107,6 +107,7 @@ func (d *DB) InsertNotifications(ctx context.Context, ns []notify.Notification) 
 		// Concurrent creates share one insertMany (one transaction on the
 		// embedded store, whose writers otherwise contend for its lock). A
 		// duplicate _id means a retried batch had landed: ours is stored.
+		// The batcher indexes what it stored.
 		if err = d.notifications.insert(ctx, docs[0]); errors.Is(err, errDuplicate) {
 			err = nil
 		}
@@ -115,8 +116,19 @@ func (d *DB) InsertNotifications(ctx context.Context, ns []notify.Notification) 
 			_, err := d.db.Collection(colNotifications).InsertMany(ctx, docs)
 			return err
 		})
+		if err == nil && d.index != nil {
+			d.index.unread(notificationDocs(docs))
+		}
 	}
 	if err != nil {
+		if d.index != nil && errors.Is(err, commserver.ErrStorageUnavailable) {
+			// Stored or not: nobody knows. Their counts come from the documents.
+			users := make([]string, len(ns))
+			for i, n := range ns {
+				users[i] = n.UserID
+			}
+			d.index.markStale("user:", users...)
+		}
 		return nil, err
 	}
 	return out, nil
@@ -170,6 +182,20 @@ func (d *DB) CountNotifications(ctx context.Context, userID string, now time.Tim
 // many users is what keeps the store from queueing them one by one.
 func (d *DB) CountUnread(ctx context.Context, userIDs []string, now time.Time) (map[string]int64, error) {
 	counts := make(map[string]int64, len(userIDs))
+	if d.index != nil {
+		// The embedded store's index has the counts; only stale users are counted from the documents.
+		var rest []string
+		for _, u := range userIDs {
+			if n, ok := d.index.unreadCount(ctx, u, now); ok {
+				if n > 0 {
+					counts[u] = n
+				}
+			} else {
+				rest = append(rest, u)
+			}
+		}
+		userIDs = rest
+	}
 	if len(userIDs) == 0 {
 		return counts, nil
 	}
@@ -199,6 +225,34 @@ func notificationNotFound(id string) error {
 	return &commserver.Error{Code: commserver.CodeNotFound, Field: "id", Message: "no notification " + id}
 }
 
+// notificationOf reads a notification by _id alone (an index search on the
+// embedded store too) and checks in Go that it is the user's and unexpired:
+// what the embedded store would otherwise find by reading every notification.
+func (d *DB) notificationOf(ctx context.Context, userID string, oid bson.ObjectID, now time.Time) (notificationDoc, error) {
+	var doc notificationDoc
+	err := d.call(ctx, "find notification", func(ctx context.Context) error {
+		return d.db.Collection(colNotifications).FindOne(ctx, bson.M{"_id": oid}).Decode(&doc)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) ||
+		(err == nil && (idString(doc.UserID) != userID || (doc.ExpiresAt != nil && !doc.ExpiresAt.After(now)))) {
+		return doc, notificationNotFound(oid.Hex())
+	}
+	return doc, err
+}
+
+// changedUnread updates the index after a change to one of the user's
+// notifications: on success, it is no longer unread; with no answer, the
+// user's count comes from the documents from now on.
+func (d *DB) changedUnread(userID string, oid bson.ObjectID, err error) {
+	switch {
+	case d.index == nil:
+	case err == nil:
+		d.index.read(userID, oid)
+	case errors.Is(err, commserver.ErrStorageUnavailable):
+		d.index.markStale("user:", userID)
+	}
+}
+
 // MarkNotificationRead sets isRead and readAt on the user's notification, if it was unread.
 func (d *DB) MarkNotificationRead(ctx context.Context, userID, id string, now time.Time) (notify.Notification, bool, error) {
 	oid, err := objectID("id", id)
@@ -206,6 +260,26 @@ func (d *DB) MarkNotificationRead(ctx context.Context, userID, id string, now ti
 		return notify.Notification{}, false, err
 	}
 	now = now.UTC().Truncate(time.Millisecond)
+	if d.index != nil {
+		doc, err := d.notificationOf(ctx, userID, oid, now)
+		if err != nil || doc.IsRead {
+			return doc.notification(), false, err
+		}
+		err = d.call(ctx, "mark notification read", func(ctx context.Context) error {
+			res, err := d.db.Collection(colNotifications).UpdateOne(ctx, bson.M{"_id": oid},
+				bson.M{"$set": bson.M{"isRead": true, "readAt": now, "updatedAt": now}})
+			if err == nil && res.MatchedCount == 0 {
+				return notificationNotFound(id) // deleted meanwhile
+			}
+			return err
+		})
+		d.changedUnread(userID, oid, err)
+		if err != nil {
+			return notify.Notification{}, false, err
+		}
+		doc.IsRead, doc.ReadAt, doc.UpdatedAt = true, &now, now
+		return doc.notification(), true, nil
+	}
 	filter := ofUser(userID, now)
 	filter["_id"] = oid
 	unread := ofUser(userID, now)
@@ -238,6 +312,28 @@ func (d *DB) MarkNotificationRead(ctx context.Context, userID, id string, now ti
 // MarkAllNotificationsRead marks every unread, unexpired notification of the user read.
 func (d *DB) MarkAllNotificationsRead(ctx context.Context, userID string, now time.Time) (int64, error) {
 	now = now.UTC().Truncate(time.Millisecond)
+	if d.index != nil {
+		// One update by _id per unread notification the index knows of: a
+		// filter on userId would read every notification of every user.
+		if ids, ok := d.index.unreadIDs(ctx, userID, now); ok {
+			var n int64
+			for _, oid := range ids {
+				err := d.call(ctx, "mark notification read", func(ctx context.Context) error {
+					res, err := d.db.Collection(colNotifications).UpdateOne(ctx, bson.M{"_id": oid},
+						bson.M{"$set": bson.M{"isRead": true, "readAt": now, "updatedAt": now}})
+					if err == nil {
+						n += res.ModifiedCount
+					}
+					return err
+				})
+				d.changedUnread(userID, oid, err)
+				if err != nil {
+					return n, err
+				}
+			}
+			return n, nil
+		}
+	}
 	filter := ofUser(userID, now)
 	filter["isRead"] = false
 	var n int64
@@ -257,6 +353,24 @@ func (d *DB) DeleteNotification(ctx context.Context, userID, id string, now time
 	oid, err := objectID("id", id)
 	if err != nil {
 		return notify.Notification{}, err
+	}
+	if d.index != nil {
+		doc, err := d.notificationOf(ctx, userID, oid, now)
+		if err != nil {
+			return notify.Notification{}, err
+		}
+		err = d.call(ctx, "delete notification", func(ctx context.Context) error {
+			res, err := d.db.Collection(colNotifications).DeleteOne(ctx, bson.M{"_id": oid})
+			if err == nil && res.DeletedCount == 0 {
+				return notificationNotFound(id) // deleted meanwhile
+			}
+			return err
+		})
+		d.changedUnread(userID, oid, err)
+		if err != nil {
+			return notify.Notification{}, err
+		}
+		return doc.notification(), nil
 	}
 	filter := ofUser(userID, now)
 	filter["_id"] = oid
@@ -318,6 +432,9 @@ func (d *DB) DeleteExpiredNotifications(ctx context.Context, now time.Time) ([]s
 	users := make([]string, len(rows))
 	for i, r := range rows {
 		users[i] = idString(r.UserID)
+	}
+	if d.index != nil {
+		d.index.expired(users, now)
 	}
 	return users, n, nil
 }

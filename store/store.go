@@ -55,7 +55,10 @@ type DB struct {
 	db       *mongo.Database
 	timeout  time.Duration
 	log      *slog.Logger
-	embedded *Embedded // nil with an external MongoDB
+	embedded *Embedded      // nil with an external MongoDB
+	index    *embeddedIndex // the embedded store's index (index.go); nil with MongoDB
+	stopIdx  chan struct{}
+	idxDone  chan struct{}
 
 	messages      *batcher
 	notifications *batcher
@@ -118,6 +121,21 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 	d.messages.late = d.releaseOutbox
 	d.notifications = newBatcher(d, colNotifications, opts.BatchSize)
 	d.outboxDone, d.stopOutbox = newOutboxDeleter(), make(chan struct{})
+	if d.embedded != nil {
+		// The embedded store is up with us: its indexes and its own index
+		// are ready before anything is served.
+		if err := d.createIndexes(ctx); err != nil {
+			d.closeEmbedded()
+			return nil, err
+		}
+		if err := d.openIndex(ctx); err != nil {
+			// Everything still works, reading the documents: slowly.
+			log.Error("store: the embedded index is unavailable; reads scan the collections", "err", err)
+		}
+	}
+	if d.index != nil {
+		d.startIndex()
+	}
 	d.writers.Add(2)
 	go func() { defer d.writers.Done(); d.messages.run() }()
 	go func() { defer d.writers.Done(); d.notifications.run() }()
@@ -135,6 +153,9 @@ func (d *DB) Close(ctx context.Context) error {
 	close(d.stopOutbox)
 	d.stop()
 	d.wg.Wait()
+	if d.index != nil {
+		d.stopIndex() // written back last: everything above may have changed it
+	}
 	err := d.client.Disconnect(ctx)
 	d.closeEmbedded()
 	return err
@@ -286,6 +307,9 @@ func (d *DB) ensureIndexes(ctx context.Context) error {
 		{colSMSLogs, bson.D{{Key: "twilioSid", Value: 1}}, nil},
 		{colOutbox, bson.D{{Key: "until", Value: 1}}, nil},
 	}
+	if err := d.ensureCollections(ctx); err != nil {
+		return err
+	}
 	for _, ix := range all {
 		err := d.call(ctx, "create index", func(ctx context.Context) error {
 			_, err := d.db.Collection(ix.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.opts})
@@ -298,6 +322,39 @@ func (d *DB) ensureIndexes(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startIndex hooks the embedded index to the writers and starts its write-back.
+func (d *DB) startIndex() {
+	x := d.index
+	d.messages.after = func(docs []any) { x.addMessages(messageDocs(docs), false) }
+	d.notifications.after = func(docs []any) { x.unread(notificationDocs(docs)) }
+	d.stopIdx, d.idxDone = make(chan struct{}), make(chan struct{})
+	go func() { defer close(d.idxDone); x.run(d.stopIdx) }()
+}
+
+// stopIndex writes the index back and records whether it can be trusted next time.
+func (d *DB) stopIndex() {
+	close(d.stopIdx)
+	<-d.idxDone
+}
+
+// ensureCollections creates the collections of the embedded index (the
+// others come with their indexes), so that Embedded.IndexIDs finds them.
+func (d *DB) ensureCollections(ctx context.Context) error {
+	if d.embedded == nil {
+		return nil
+	}
+	for _, col := range []string{colRoomTails, colKeys, colUnread, IndexStateCollection} {
+		err := d.call(ctx, "create collection", func(ctx context.Context) error {
+			return d.db.CreateCollection(ctx, col)
+		})
+		var ce mongo.CommandError
+		if err != nil && !(errors.As(err, &ce) && ce.Code == 48) { // NamespaceExists
 			return err
 		}
 	}

@@ -13,10 +13,35 @@ import (
 
 // The users collection belongs to the main backend: this package reads it and never writes it.
 
+// maxUsersByID is the most users the embedded store looks up one by one.
+const maxUsersByID = 64
+
 // usersByID returns the users documents with these _ids, keyed by id string.
 func (d *DB) usersByID(ctx context.Context, ids []any, projection bson.M) (map[string]bson.M, error) {
 	out := make(map[string]bson.M, len(ids))
 	if len(ids) == 0 {
+		return out, nil
+	}
+	if d.embedded != nil && len(ids) <= maxUsersByID {
+		// On the embedded store an $in reads every user; a lookup by _id
+		// alone is an index search.
+		for _, id := range ids {
+			var u bson.M
+			err := d.call(ctx, "find user", func(ctx context.Context) error {
+				opts := options.FindOne()
+				if projection != nil {
+					opts.SetProjection(projection)
+				}
+				return d.db.Collection(colUsers).FindOne(ctx, bson.M{"_id": id}, opts).Decode(&u)
+			})
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[idString(u["_id"])] = u
+		}
 		return out, nil
 	}
 	var docs []bson.M

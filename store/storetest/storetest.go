@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/fitmate/commserver/store"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -52,8 +54,14 @@ func Insert(dir, collection string, docs ...any) error {
 		return fmt.Errorf("storetest: %w", err)
 	}
 	defer func() { _ = client.Disconnect(context.Background()) }()
-	if _, err := client.Database(Database).Collection(collection).InsertMany(ctx, docs); err != nil {
+	db := client.Database(Database)
+	if _, err := db.Collection(collection).InsertMany(ctx, docs); err != nil {
 		return fmt.Errorf("storetest: insert into %s: %w", collection, err)
+	}
+	// Written behind the server's back: its index of the embedded store is
+	// rebuilt from the documents at the next start.
+	if _, err := db.Collection(store.IndexStateCollection).DeleteOne(ctx, bson.M{"_id": store.IndexStateID}); err != nil {
+		return fmt.Errorf("storetest: %w", err)
 	}
 	return nil
 }
