@@ -103,6 +103,7 @@ const (
 	chatMessageTitle       = "새 메시지 💬"
 	chatImagePreview       = "사진을 보냈습니다."
 	chatFilePreview        = "파일을 보냈습니다."
+	chatSummaryFormat      = "새 메시지 %d개 · %s" // count, the latest message's preview
 )
 
 // Background work limits.
@@ -119,7 +120,14 @@ const (
 type Options struct {
 	// Now is the clock; nil means time.Now. Tests move it to expire notifications.
 	Now func() time.Time
+	// ChatWindow is how long a member offline in a room gets no other
+	// chat_message notification of it after one: what arrives meanwhile is
+	// summed up in one when it ends. 0 means DefaultChatWindow.
+	ChatWindow time.Duration
 }
+
+// DefaultChatWindow is Options.ChatWindow's default.
+const DefaultChatWindow = time.Minute
 
 // Service is the notification domain's operations. Its methods are safe for
 // concurrent use. Run owns its background work.
@@ -141,6 +149,7 @@ type Service struct {
 
 	expiries chan expiry
 	counter  *coalesce.Group[int64] // every unread count goes through it
+	chats    *chatWindows           // offline members' chat notifications, coalesced per room
 }
 
 // userState coalesces unread-count pushes: at most one recount per user
@@ -160,8 +169,12 @@ func New(store Store, pub Publisher, online OnlineChecker, offline OfflineChanne
 	if now == nil {
 		now = time.Now
 	}
+	window := opts.ChatWindow
+	if window <= 0 {
+		window = DefaultChatWindow
+	}
 	s := &Service{store: store, pub: pub, online: online, offline: offline, now: now, log: log,
-		users: map[string]*userState{}, expiries: make(chan expiry, 1024)}
+		users: map[string]*userState{}, expiries: make(chan expiry, 1024), chats: newChatWindows(window)}
 	s.counter = coalesce.New("the unread count", maxCountBatch, backgroundTimeout, func(ctx context.Context, userIDs []string) (map[string]int64, error) {
 		return store.CountUnread(ctx, userIDs, s.now())
 	})
@@ -173,7 +186,10 @@ func New(store Store, pub Publisher, online OnlineChecker, offline OfflineChanne
 // started (pushes, offline hand-offs). Work asked for after that is done
 // synchronously by its caller.
 func (s *Service) Run(ctx context.Context) {
+	summaries := make(chan struct{})
+	go func() { defer close(summaries); s.sumUpChats(ctx) }()
 	s.watchExpiries(ctx)
+	<-summaries
 	s.bgMu.Lock()
 	s.closed = true
 	s.bgMu.Unlock()
@@ -460,12 +476,15 @@ func (s *Service) WorkoutReminder(ctx context.Context, userID string) (Notificat
 		Type: TypeWorkoutReminder})
 }
 
-// ChatMessage creates a chat_message notification for each recipient (room
-// members who were offline when m was sent), stored in one batch. It
-// implements chat.Notifier; chat calls it off the sender's path.
+// ChatMessage tells each recipient (room members who were offline when m
+// was sent) of the message. It implements chat.Notifier; chat calls it off
+// the sender's path. A recipient with no chat window open for the room gets
+// a chat_message notification now, and the window opens; further messages
+// of the room within it are counted and summed up in one notification when
+// it ends (see chatcoalesce.go), so a flood costs a member a bounded number
+// of notifications and recounts, not one per message.
 func (s *Service) ChatMessage(ctx context.Context, m chat.Message, recipients []string) error {
 	now := s.now().UTC().Truncate(time.Millisecond)
-	preview := chatPreview(m)
 	ns := make([]Notification, 0, len(recipients))
 	seen := make(map[string]bool, len(recipients))
 	for _, r := range recipients {
@@ -473,9 +492,10 @@ func (s *Service) ChatMessage(ctx context.Context, m chat.Message, recipients []
 			continue
 		}
 		seen[r] = true
-		ns = append(ns, Notification{UserID: r, Title: chatMessageTitle, Message: preview, Type: TypeChatMessage,
-			Data:     map[string]any{"chatRoomId": m.ChatRoomID, "messageId": m.ID, "senderId": m.SenderID},
-			Priority: PriorityNormal, CreatedAt: now, UpdatedAt: now})
+		if s.chats.counted(r, m, now) {
+			continue
+		}
+		ns = append(ns, chatNotification(r, m, 1, now))
 	}
 	if len(ns) == 0 {
 		return nil
@@ -488,6 +508,19 @@ func (s *Service) ChatMessage(ctx context.Context, m chat.Message, recipients []
 	return nil
 }
 
+// chatNotification tells user of m, and of count-1 more messages of its
+// room before it when count > 1.
+func chatNotification(user string, m chat.Message, count int, now time.Time) Notification {
+	data := map[string]any{"chatRoomId": m.ChatRoomID, "messageId": m.ID, "senderId": m.SenderID}
+	text := chatPreview(m)
+	if count > 1 {
+		data["count"] = count
+		text = truncateRunes(fmt.Sprintf(chatSummaryFormat, count, text), ChatPreviewLength)
+	}
+	return Notification{UserID: user, Title: chatMessageTitle, Message: text, Type: TypeChatMessage,
+		Data: data, Priority: PriorityNormal, CreatedAt: now, UpdatedAt: now}
+}
+
 // chatPreview is what an offline member is told of a message: its text,
 // cut at ChatPreviewLength characters, or what was sent when it is not text.
 func chatPreview(m chat.Message) string {
@@ -497,11 +530,16 @@ func chatPreview(m chat.Message) string {
 	case chat.TypeFile:
 		return chatFilePreview
 	}
-	r := []rune(m.Text)
-	if len(r) <= ChatPreviewLength {
-		return m.Text
+	return truncateRunes(m.Text, ChatPreviewLength)
+}
+
+// truncateRunes cuts s to at most n characters, the last one "…" when cut.
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
 	}
-	return string(r[:ChatPreviewLength-1]) + "…"
+	return string(r[:n-1]) + "…"
 }
 
 // jsNumber writes a number as a JavaScript template literal does: 30, 45.5.

@@ -492,12 +492,87 @@ func TestChatMessageNotifiesEachOfflineRecipient(t *testing.T) {
 	if p, _ := e.svc.List(ctx, alice, 1, 20); p.TotalCount != 0 {
 		t.Errorf("the sender was notified of her own message")
 	}
-	short := chat.Message{ID: bson.NewObjectID().Hex(), ChatRoomID: "room-1", SenderID: alice, Text: "hi", Type: chat.TypeText}
+	short := chat.Message{ID: bson.NewObjectID().Hex(), ChatRoomID: "room-2", SenderID: alice, Text: "hi", Type: chat.TypeText}
 	if err := e.svc.ChatMessage(ctx, short, []string{bob}); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := e.svc.List(ctx, bob, 1, 1); p.Notifications[0].Message != "hi" {
 		t.Errorf("short message preview = %q", p.Notifications[0].Message)
+	}
+}
+
+// A member offline during a flood gets the first message's notification at
+// once, then one notification per window standing for the messages counted
+// in it (their number, the latest one's preview), per room; the badge is
+// recounted once per notification, not once per message.
+func TestChatFloodIsCoalescedPerRoom(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	msg := func(room string, i int) chat.Message {
+		return chat.Message{ID: bson.NewObjectID().Hex(), ChatRoomID: room, SenderID: alice, Text: fmt.Sprintf("m%d", i), Type: chat.TypeText}
+	}
+	notified := func(user string) []notify.Notification {
+		p, err := e.svc.List(ctx, user, 1, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Notifications // newest first
+	}
+	for i := range 50 {
+		if err := e.svc.ChatMessage(ctx, msg("room-1", i), []string{bob, carol}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.svc.ChatMessage(ctx, msg("room-2", 0), []string{bob}); err != nil {
+		t.Fatal(err)
+	}
+	e.countIs(t, bob, 2)
+	if ns := notified(bob); len(ns) != 2 || ns[1].Message != "m0" || ns[0].Message != "m0" || ns[0].Data["chatRoomId"] != "room-2" {
+		t.Fatalf("bob's notifications during the flood: %+v", ns)
+	}
+
+	e.clock.advance(notify.DefaultChatWindow) // the window ends: one summary for the 49 others, per member
+	var sum notify.Notification
+	eventually(t, func() error {
+		ns := notified(bob)
+		if len(ns) != 3 {
+			return fmt.Errorf("bob has %d notifications, want 3", len(ns))
+		}
+		sum = ns[0]
+		return nil
+	})
+	if sum.Data["chatRoomId"] != "room-1" || sum.Data["count"] != 49.0 || sum.Message != "새 메시지 49개 · m49" {
+		t.Fatalf("summary %+v", sum)
+	}
+	if ns := notified(carol); len(ns) != 2 || ns[0].Data["count"] != 49.0 {
+		t.Fatalf("carol's notifications: %+v", ns)
+	}
+	e.countIs(t, bob, 3)
+
+	// The flood goes on in the new window; a quiet window then closes.
+	for i := 50; i < 60; i++ {
+		if err := e.svc.ChatMessage(ctx, msg("room-1", i), []string{bob}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.advance(notify.DefaultChatWindow)
+	eventually(t, func() error {
+		if ns := notified(bob); len(ns) != 4 || ns[0].Data["count"] != 10.0 {
+			return fmt.Errorf("bob's notifications: %d", len(ns))
+		}
+		return nil
+	})
+	e.clock.advance(notify.DefaultChatWindow)
+	time.Sleep(1500 * time.Millisecond) // a tick of the summing loop, with nothing to sum
+	if err := e.svc.ChatMessage(ctx, msg("room-1", 60), []string{bob}); err != nil {
+		t.Fatal(err)
+	}
+	if ns := notified(bob); len(ns) != 5 || ns[0].Message != "m60" {
+		t.Fatalf("after a quiet window the next message is notified at once: %+v", ns[0])
+	}
+	e.countIs(t, bob, 5)
+	if pushes := len(e.pub.of(bob, notify.EventUnreadCount)); pushes > 10 {
+		t.Errorf("%d unread counts pushed for 5 notifications and 61 messages", pushes)
 	}
 }
 

@@ -185,10 +185,20 @@ func (d *DB) IndexesReady() <-chan struct{} { return d.indexesDone }
 
 // call runs fn under the store's deadline and maps its error.
 func (d *DB) call(ctx context.Context, op string, fn func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	return d.callWithin(ctx, d.timeout, op, fn)
+}
+
+// callWithin is call with another deadline (index builds).
+func (d *DB) callWithin(ctx context.Context, timeout time.Duration, op string, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return d.fail(op, fn(ctx))
 }
+
+// indexBuildTimeout bounds building one index: over a large collection it
+// takes far longer than any other call (about 1 s per 100,000 documents on
+// the embedded store).
+const indexBuildTimeout = 10 * time.Minute
 
 // fail maps a driver error to a domain error: no answer in time (or no
 // server) is ErrStorageUnavailable, which callers may retry; anything else the
@@ -311,7 +321,7 @@ func (d *DB) ensureIndexes(ctx context.Context) error {
 		return err
 	}
 	for _, ix := range all {
-		err := d.call(ctx, "create index", func(ctx context.Context) error {
+		err := d.callWithin(ctx, max(d.timeout, indexBuildTimeout), "create index", func(ctx context.Context) error {
 			_, err := d.db.Collection(ix.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.opts})
 			return err
 		})
