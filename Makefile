@@ -10,7 +10,7 @@ DEV_ENV := HOST=$${HOST:-127.0.0.1} \
 	SERVICE_API_KEY=$${SERVICE_API_KEY:-dev-only-service-key-0123456789} \
 	LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: run build test test-deps lint bench clean
+.PHONY: run build test test-deps lint bench bench-growth clean
 
 run:
 	$(DEV_ENV) $(GO) run ./cmd/commserver
@@ -30,8 +30,13 @@ lint:
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-bench:
+# bench: the embedded store's growth figures (docs/store.md), then this server
+# against the Node reference (docs/performance.md).
+bench: bench-growth
 	./bench/run.sh
+
+bench-growth:
+	$(GO) test ./store/ -run '^$$' -bench EmbeddedGrowth -benchtime 1x -timeout 60m
 
 clean:
 	rm -rf bin data

@@ -244,8 +244,13 @@ func decodeJSON(c *gin.Context, dst any) error {
 	var big *http.MaxBytesError
 	switch {
 	case err == nil:
-		if dec.More() {
-			return commserver.Invalid("", "request body holds more than one JSON value")
+		// Nothing but white space may follow. (Decoder.More answers false
+		// before a stray } or ], so it would let `{...}}garbage` through.)
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			if errors.As(err, &big) {
+				return bodyTooLarge(big)
+			}
+			return commserver.Invalid("", "request body must hold one JSON value and nothing after it")
 		}
 		return nil
 	case errors.As(err, &big):

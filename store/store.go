@@ -64,7 +64,7 @@ type DB struct {
 	notifications *batcher
 	outboxDone    *outboxDeleter
 
-	indexesMu   sync.Mutex // serialises createIndexes
+	indexesMu   chan struct{} // a one-slot semaphore serialising createIndexes (a caller's deadline still holds)
 	indexesDone chan struct{}
 	stop        context.CancelFunc
 	writers     sync.WaitGroup // the batchers
@@ -86,7 +86,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 	if opts.Database == "" {
 		opts.Database = "fitmate"
 	}
-	d := &DB{timeout: opts.Timeout, log: log, indexesDone: make(chan struct{})}
+	d := &DB{timeout: opts.Timeout, log: log, indexesDone: make(chan struct{}), indexesMu: make(chan struct{}, 1)}
 	uri := opts.URI
 	if uri == "" {
 		e, err := StartEmbedded(opts.DataDir, "127.0.0.1:0", log)
@@ -282,8 +282,12 @@ func (d *DB) indexesCreated() bool {
 // database that was down when the server started gets its indexes as soon
 // as it answers, not at the loop's next backoff.
 func (d *DB) createIndexes(ctx context.Context) error {
-	d.indexesMu.Lock()
-	defer d.indexesMu.Unlock()
+	select {
+	case d.indexesMu <- struct{}{}:
+		defer func() { <-d.indexesMu }()
+	case <-ctx.Done():
+		return d.fail("create indexes", ctx.Err())
+	}
 	if d.indexesCreated() {
 		return nil
 	}
