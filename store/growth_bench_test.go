@@ -29,10 +29,12 @@ import (
 // them, GROWTH_SAMPLES (300) of each of:
 //
 //   - joinChat's history (Join: newest 50, senders populated),
+//
 //   - a retried clientMessageId (Send with the id of a stored message),
+//
 //   - an unread count (UnreadCount).
 //
-//	go test ./store/ -run '^$' -bench EmbeddedGrowth -benchtime 1x   (make bench runs it)
+//     go test ./store/ -run '^$' -bench EmbeddedGrowth -benchtime 1x   (make bench runs it)
 func BenchmarkEmbeddedGrowth(b *testing.B) {
 	messages, rooms := envInt("GROWTH_MESSAGES", 100_000), envInt("GROWTH_ROOMS", 1_000)
 	notifications, samples := envInt("GROWTH_NOTIFICATIONS", 100_000), envInt("GROWTH_SAMPLES", 300)
@@ -290,5 +292,5 @@ func timeIt(n int, op func() error) latencies {
 type discardPublisher struct{}
 
 func (discardPublisher) PublishRoom(context.Context, string, bool, string, any) error { return nil }
-func (discardPublisher) EvictFromRoom(context.Context, string, []string) error      { return nil }
-func (discardPublisher) PublishUser(context.Context, string, string, any) error     { return nil }
+func (discardPublisher) EvictFromRoom(context.Context, string, []string) error        { return nil }
+func (discardPublisher) PublishUser(context.Context, string, string, any) error       { return nil }
