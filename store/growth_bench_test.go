@@ -25,16 +25,14 @@ import (
 // (1,000) and GROWTH_NOTIFICATIONS notifications (100,000, half unread,
 // across as many users as rooms), with insertMany into the embedded store's
 // files, opens the store over them (its first start builds its index), and
-// times, through the chat and notification services as the gateway calls
-// them, GROWTH_SAMPLES (300) of each of:
+// times GROWTH_SAMPLES (300) calls of each operation issue 8 sets a target
+// for, through the chat and notification services as the gateway calls them:
+// joinChat's history (Join: newest 50, senders populated), a retried
+// clientMessageId (Send with the id of a stored message) and an unread count
+// (UnreadCount). Then one call each of reads beyond the index, and a clean
+// restart. make bench runs it:
 //
-//   - joinChat's history (Join: newest 50, senders populated),
-//
-//   - a retried clientMessageId (Send with the id of a stored message),
-//
-//   - an unread count (UnreadCount).
-//
-//     go test ./store/ -run '^$' -bench EmbeddedGrowth -benchtime 1x   (make bench runs it)
+//	go test ./store/ -run '^$' -bench EmbeddedGrowth -benchtime 1x
 func BenchmarkEmbeddedGrowth(b *testing.B) {
 	messages, rooms := envInt("GROWTH_MESSAGES", 100_000), envInt("GROWTH_ROOMS", 1_000)
 	notifications, samples := envInt("GROWTH_NOTIFICATIONS", 100_000), envInt("GROWTH_SAMPLES", 300)
