@@ -393,8 +393,12 @@ const publishTimeout = 10 * time.Second
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
+	var warned time.Time // a store that is down fails every sweep: say so once a minute
 	for {
-		s.sweepOnce(ctx)
+		if err := s.sweepOnce(ctx); err != nil && ctx.Err() == nil && time.Since(warned) > time.Minute {
+			warned = time.Now()
+			s.log.Warn("outbox sweep (said at most once a minute)", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -403,7 +407,7 @@ func (s *Service) sweep(ctx context.Context) {
 	}
 }
 
-func (s *Service) sweepOnce(ctx context.Context) {
+func (s *Service) sweepOnce(ctx context.Context) error {
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, roomsOfTimeout)
 		msgs, err := s.store.ClaimUnpublished(cctx, sweepBatch)
@@ -423,15 +427,13 @@ func (s *Service) sweepOnce(ctx context.Context) {
 		}
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("outbox sweep", "err", err)
-			}
-			return
+			return err
 		}
 		if len(msgs) < sweepBatch {
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 func (s *Service) validateSend(in *SendInput) error {
