@@ -1,17 +1,19 @@
 package commserver_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	commserver "github.com/fitmate/commserver"
 )
 
 func TestCheckDocument(t *testing.T) {
-	deep := func(levels int) map[string]any {
-		m := map[string]any{}
-		for range levels - 1 {
-			m = map[string]any{"k": m}
+	deep := func(levels int) map[string]any { // {"k": {"k": ... {}}}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(strings.Repeat(`{"k":`, levels-1)+"{}"+strings.Repeat("}", levels-1)), &m); err != nil {
+			t.Fatal(err)
 		}
 		return m
 	}

@@ -118,3 +118,47 @@ func TestSweepPublishesWhatNoLivePathDid(t *testing.T) {
 		t.Fatalf("published again: %+v", again)
 	}
 }
+
+// failOnce is a publisher whose first publication fails (a cluster adapter
+// that could not reach the others).
+type failOnce struct {
+	published
+	failed sync.Once
+}
+
+func (f *failOnce) PublishRoom(ctx context.Context, room string, admins bool, event string, payload any) error {
+	err := error(nil)
+	f.failed.Do(func() { err = fmt.Errorf("adapter unreachable") })
+	if err != nil {
+		return err
+	}
+	return f.published.PublishRoom(ctx, room, admins, event, payload)
+}
+
+// A publication that fails leaves the message's outbox entry: the sweep
+// publishes it again.
+func TestFailedPublicationIsRetriedBySweep(t *testing.T) {
+	pub := &failOnce{}
+	s, _ := newServiceWith(t, chat.Options{}, 300*time.Millisecond, pub)
+	ctx, cancel := context.WithCancel(context.Background())
+	var run sync.WaitGroup
+	run.Add(1)
+	go func() { defer run.Done(); s.Run(ctx) }()
+	defer func() { cancel(); run.Wait() }()
+	if _, err := s.PutRoom(ctx, "room-1", []string{alice, bob}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := send(ctx, s, chat.Identity{UserID: alice}, chat.SendInput{ChatRoomID: "room-1", Text: "retried"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	var ev []publishedEvent
+	for len(ev) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		ev = pub.take()
+	}
+	if len(ev) != 1 || ev[0].payload.(chat.Message).ID != m.ID {
+		t.Fatalf("published %+v, want the message once, by the sweep", ev)
+	}
+}

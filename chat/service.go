@@ -368,12 +368,14 @@ func (s *Service) publish(it pubItem) {
 		beforePublish(it.msg)
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		if err := s.pub.PublishRoom(ctx, it.msg.ChatRoomID, true, EventNewMessage, it.msg); err != nil {
-			// Stored but not delivered live: clients catch up from history.
-			// The sender's ack still succeeds: the message exists.
-			s.log.Warn("publish newMessage", "room", it.msg.ChatRoomID, "message", it.msg.ID, "err", err)
+			// Its outbox entry stays: a sweep publishes it again once the
+			// claim lapses (clients dedupe by _id). The sender's ack still
+			// succeeds: the message exists.
+			s.log.Warn("publish newMessage; the outbox sweep retries it", "room", it.msg.ChatRoomID, "message", it.msg.ID, "err", err)
+		} else {
+			s.store.MessagesPublished(it.msg.ID)
 		}
 		cancel()
-		s.store.MessagesPublished(it.msg.ID)
 		s.pubMu.Lock()
 		delete(s.inflight, it.msg.ID)
 		s.pubMu.Unlock()

@@ -67,15 +67,8 @@ func golden(t *testing.T, name string, got []byte) {
 
 // insertMessage is InsertMessage, waiting for the batched write.
 func insertMessage(ctx context.Context, d *DB, m chat.Message) (chat.Message, bool, error) {
-	type result struct {
-		m       chat.Message
-		created bool
-		err     error
-	}
-	ch := make(chan result, 1)
-	d.InsertMessage(ctx, m, func(m chat.Message, created bool, err error) { ch <- result{m, created, err} })
-	r := <-ch
-	return r.m, r.created, r.err
+	o := <-insertAsync(ctx, d, m)
+	return o.m, o.created, o.err
 }
 
 // reindex rebuilds the embedded index from the documents, as a start after

@@ -277,7 +277,7 @@ func TestRoomTailsAgreeWithTheDocuments(t *testing.T) {
 					if i%5 == 0 {
 						m.ClientMessageID = fmt.Sprintf("c-%d", i)
 					}
-					if o := <-insertAsync(d, m); o.err != nil {
+					if o := <-insertAsync(context.Background(), d, m); o.err != nil {
 						t.Error(o.err)
 						return
 					}
@@ -344,11 +344,11 @@ func TestRetriedClientKeyFindsTheOriginal(t *testing.T) {
 	ctx := context.Background()
 	m := testMessage("room-1", "once")
 	m.ClientMessageID = "c-1"
-	first := <-insertAsync(d, m)
+	first := <-insertAsync(context.Background(), d, m)
 	if first.err != nil || !first.created {
 		t.Fatalf("first: %+v", first)
 	}
-	retry := <-insertAsync(d, m)
+	retry := <-insertAsync(context.Background(), d, m)
 	if retry.err != nil || retry.created || retry.m.ID != first.m.ID {
 		t.Fatalf("retry: %+v, want the original %s", retry, first.m.ID)
 	}
@@ -362,7 +362,7 @@ func TestRetriedClientKeyFindsTheOriginal(t *testing.T) {
 	if n != 1 {
 		t.Fatal("the client key was not written back")
 	}
-	again := <-insertAsync(d, m)
+	again := <-insertAsync(context.Background(), d, m)
 	if again.err != nil || again.created || again.m.ID != first.m.ID {
 		t.Fatalf("retry after a restart: %+v, want the original %s", again, first.m.ID)
 	}

@@ -27,9 +27,10 @@ type outcome struct {
 	at      time.Time
 }
 
-func insertAsync(d *DB, m chat.Message) <-chan outcome {
+// insertAsync is InsertMessage; its outcome comes on the channel.
+func insertAsync(ctx context.Context, d *DB, m chat.Message) <-chan outcome {
 	ch := make(chan outcome, 1)
-	d.InsertMessage(context.Background(), m, func(m chat.Message, created bool, err error) {
+	d.InsertMessage(ctx, m, func(m chat.Message, created bool, err error) {
 		ch <- outcome{m, created, err, time.Now()}
 	})
 	return ch
@@ -66,7 +67,7 @@ func TestOutboxEntryPrecedesTheMessageAndGoesOncePublished(t *testing.T) {
 		}
 		return err
 	}
-	o := <-insertAsync(d, testMessage("room-1", "hello"))
+	o := <-insertAsync(context.Background(), d, testMessage("room-1", "hello"))
 	if o.err != nil || !o.created {
 		t.Fatalf("insert: %+v", o)
 	}
@@ -107,10 +108,10 @@ func TestDeadlineCountsFromSubmission(t *testing.T) {
 		d.releaseOutbox(docs)
 	}
 	start := time.Now()
-	slow := insertAsync(d, testMessage("room-1", "slow"))
+	slow := insertAsync(context.Background(), d, testMessage("room-1", "slow"))
 	time.Sleep(timeout / 2)
 	queuedAt := time.Now()
-	queued := insertAsync(d, testMessage("room-1", "queued"))
+	queued := insertAsync(context.Background(), d, testMessage("room-1", "queued"))
 
 	o := <-slow
 	if !errors.Is(o.err, commserver.ErrStorageUnavailable) || o.at.Sub(start) > timeout+150*time.Millisecond {
@@ -123,7 +124,7 @@ func TestDeadlineCountsFromSubmission(t *testing.T) {
 	close(release)
 	// The batcher moves on: a marker sent now is stored, and by then the
 	// queued document was skipped, not written.
-	if m := <-insertAsync(d, testMessage("room-1", "marker")); m.err != nil {
+	if m := <-insertAsync(context.Background(), d, testMessage("room-1", "marker")); m.err != nil {
 		t.Fatal(m.err)
 	}
 	if n, _ := d.db.Collection(colMessages).CountDocuments(context.Background(), bson.M{"message": "queued"}); n != 0 {
@@ -141,7 +142,7 @@ func TestLateAnswerReleasesTheOutboxEntry(t *testing.T) {
 	d.messages.after = func([]any) { time.Sleep(timeout) } // stored, but the answer comes after the deadline
 	lateCh := make(chan []any, 1)
 	d.messages.late = func(docs []any) { d.releaseOutbox(docs); lateCh <- docs }
-	o := <-insertAsync(d, testMessage("room-1", "late"))
+	o := <-insertAsync(context.Background(), d, testMessage("room-1", "late"))
 	if !errors.Is(o.err, commserver.ErrStorageUnavailable) {
 		t.Fatalf("answer %v, want STORAGE_UNAVAILABLE", o.err)
 	}
@@ -165,7 +166,7 @@ func TestClaimUnpublished(t *testing.T) {
 	d := openTestDBWith(t, Options{DataDir: t.TempDir(), Timeout: time.Second})
 	<-d.IndexesReady()
 	ctx := context.Background()
-	o := <-insertAsync(d, testMessage("room-1", "orphan"))
+	o := <-insertAsync(context.Background(), d, testMessage("room-1", "orphan"))
 	if o.err != nil {
 		t.Fatal(o.err)
 	}

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -296,9 +297,9 @@ func TestFloodingSocketIsClosed(t *testing.T) {
 
 // nestedObject returns a JSON object nesting depth levels: {"k": {"k": ... {}}}.
 func nestedObject(depth int) map[string]any {
-	m := map[string]any{}
-	for range depth - 1 {
-		m = map[string]any{"k": m}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(strings.Repeat(`{"k":`, depth-1)+"{}"+strings.Repeat("}", depth-1)), &m); err != nil {
+		panic(err)
 	}
 	return m
 }

@@ -149,7 +149,12 @@ func TestFrozenStoreAnswersInTimeAndDeliversEveryStoredMessageOnce(t *testing.T)
 	}
 	time.Sleep(300 * time.Millisecond)
 	ds.Freeze()
-	time.Sleep(2*storeTimeout + 500*time.Millisecond)
+	frozenAt := time.Now()
+	start := time.Now()
+	if code, body := srv.api(t, "GET", "/readyz", nil, nil); code != 503 || time.Since(start) > time.Second {
+		t.Errorf("/readyz with the store frozen: %d %v after %v, want 503 within a second", code, body, time.Since(start))
+	}
+	time.Sleep(2*storeTimeout + 500*time.Millisecond - time.Since(frozenAt))
 	ds.Thaw()
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
