@@ -52,8 +52,19 @@ type SocketDeps struct {
 type session struct {
 	Principal
 	limiter *tokenBucket
-	expiry  *time.Timer
 	gate    *connectGate // packets held since the CONNECT; released on connection
+
+	// The socket's lifecycle. The connection handler waits on the store
+	// (unread count, presence) while the client may already be gone, so the
+	// teardown is registered before anything waits, and its presence part
+	// waits for the connection handler to finish: a user's userOnline always
+	// goes out before the matching userOffline, and a socket that was
+	// recorded is always forgotten.
+	ready     chan struct{} // closed when the connection handler has finished
+	presented bool          // Presence.Connect answered: a Disconnect is owed (set before ready closes)
+	mu        sync.Mutex
+	gone      bool        // the socket disconnected
+	expiry    *time.Timer // token expiry while connected
 }
 
 // handlerTimeout bounds one event's work (the store calls inside have their own, shorter deadlines).
@@ -113,7 +124,8 @@ func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 		return
 	}
 	h.deps.Metrics.handshake("ok")
-	s.SetData(&session{Principal: p, limiter: newTokenBucket(h.deps.EventsPerMinute, h.deps.EventBurst), gate: gate})
+	s.SetData(&session{Principal: p, limiter: newTokenBucket(h.deps.EventsPerMinute, h.deps.EventBurst), gate: gate,
+		ready: make(chan struct{})})
 	next(nil)
 }
 
@@ -128,34 +140,28 @@ func (h *Hub) onConnect(s *socket.Socket) {
 		s.Disconnect(true)
 		return
 	}
+	defer close(sess.ready)
+	uid := sess.UserID
+	sid := string(s.Id())
+
+	// Teardown first, before anything below can wait: a client that drops
+	// the moment its CONNECT is answered must still be seen leaving, or it
+	// stays online forever (a "ghost socket").
+	h.deps.Metrics.connected.Inc()
+	var once sync.Once
+	teardown := func() { once.Do(func() { h.onDisconnect(sess, sid) }) }
+	_ = s.On("disconnect", func(...any) { teardown() })
+	if !s.Connected() { // gone before the listener was in place: it will not fire
+		teardown()
+		return
+	}
+
 	// The socket is in the library's tables now: what the client sent right
 	// after the CONNECT answer can go to it. It is queued behind this handler,
 	// so it meets the listeners registered below.
 	sess.gate.release()
 	sess.gate = nil
-	uid := sess.UserID
 	s.Join(userRoom(uid))
-	h.deps.Metrics.connected.Inc()
-
-	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
-	defer cancel()
-	if n, err := h.deps.Unread.UnreadCount(ctx, uid); err != nil {
-		h.log.Warn("unread count on connect", "user", uid, "err", err)
-	} else {
-		_ = s.Emit(notify.EventUnreadCount, n)
-	}
-	if first, err := h.deps.Presence.Connect(ctx, uid, string(s.Id())); err != nil {
-		h.log.Warn("presence connect", "user", uid, "err", err)
-	} else if first {
-		h.announce(ctx, uid, eventUserOnline, map[string]any{"userId": uid, "socketId": string(s.Id())})
-	}
-
-	if !sess.ExpiresAt.IsZero() {
-		sess.expiry = time.AfterFunc(time.Until(sess.ExpiresAt)+clockLeeway, func() {
-			_ = s.Emit(eventError, map[string]any{"code": string(CodeTokenExpired), "message": expiredWhileConnectedMessage})
-			closeAfterFlush(s, time.Second)
-		})
-	}
 
 	// One listener per socket dispatches every event (a listener per event
 	// costs each idle socket memory in the library's emitter).
@@ -176,19 +182,61 @@ func (h *Hub) onConnect(s *socket.Socket) {
 			ack([]any{failure(commserver.Errorf(commserver.CodeNotFound, "unknown event %q", name))}, nil)
 		}
 	})
-	_ = s.On("disconnect", func(...any) {
-		h.deps.Metrics.connected.Dec()
-		if sess.expiry != nil {
-			sess.expiry.Stop()
+
+	if !sess.ExpiresAt.IsZero() {
+		sess.mu.Lock()
+		if !sess.gone {
+			sess.expiry = time.AfterFunc(time.Until(sess.ExpiresAt)+clockLeeway, func() {
+				_ = s.Emit(eventError, map[string]any{"code": string(CodeTokenExpired), "message": expiredWhileConnectedMessage})
+				closeAfterFlush(s, time.Second)
+			})
 		}
+		sess.mu.Unlock()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+	defer cancel()
+	if n, err := h.deps.Unread.UnreadCount(ctx, uid); err != nil {
+		h.log.Warn("unread count on connect", "user", uid, "err", err)
+	} else {
+		_ = s.Emit(notify.EventUnreadCount, n)
+	}
+	first, err := h.deps.Presence.Connect(ctx, uid, sid)
+	if err != nil {
+		h.log.Warn("presence connect", "user", uid, "err", err)
+		return
+	}
+	sess.presented = true
+	if first {
+		h.announce(ctx, uid, eventUserOnline, map[string]any{"userId": uid, "socketId": sid})
+	}
+}
+
+// onDisconnect is a socket's teardown, run once. Its presence part waits
+// for the connection handler (off the library's goroutine), so that what
+// the handler recorded is forgotten and announced after what it announced.
+func (h *Hub) onDisconnect(sess *session, sid string) {
+	h.deps.Metrics.connected.Dec()
+	sess.mu.Lock()
+	sess.gone = true
+	if sess.expiry != nil {
+		sess.expiry.Stop()
+	}
+	sess.mu.Unlock()
+	go func() {
+		<-sess.ready
+		if !sess.presented {
+			return
+		}
+		uid := sess.UserID
 		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 		defer cancel()
-		if last, err := h.deps.Presence.Disconnect(ctx, uid, string(s.Id())); err != nil {
+		if last, err := h.deps.Presence.Disconnect(ctx, uid, sid); err != nil {
 			h.log.Warn("presence disconnect", "user", uid, "err", err)
 		} else if last {
 			h.announce(ctx, uid, eventUserOffline, map[string]any{"userId": uid})
 		}
-	})
+	}()
 }
 
 // announce tells a user's presence change to the admins and to the rooms the

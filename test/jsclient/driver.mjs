@@ -9,7 +9,7 @@
 //   emitRaw    { name, data }                -> {} after sending data as an Engine.IO message packet
 //   wait       { name, event, timeoutMs? }   -> { args } of the oldest unread such event (waits for one)
 //   drain      { name, event }               -> { list } of every unread such event, without waiting
-//   state      { name }                      -> { connected, transport, id }
+//   state      { name }                      -> { connected, transport, sid }
 //   close      { name }                      -> {}
 //   waitReconnect { name, timeoutMs? }       -> { sid } once the socket reconnected by itself
 // Every event a socket receives is kept, per event name, until read.
@@ -118,7 +118,7 @@ const ops = {
   },
   async state(r) {
     const { socket } = get(r.name);
-    return { connected: socket.connected, id: socket.id ?? null, transport: socket.io.engine?.transport?.name ?? null };
+    return { connected: socket.connected, sid: socket.id ?? null, transport: socket.io.engine?.transport?.name ?? null };
   },
   async close(r) {
     const e = sockets.get(r.name);
