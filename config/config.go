@@ -71,6 +71,10 @@ type Config struct {
 	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT: longest graceful shutdown
 	ShutdownDrainDelay time.Duration // SHUTDOWN_DRAIN_DELAY: time /readyz reports 503 before sockets close
 
+	HTTPReadTimeout  time.Duration // HTTP_READ_TIMEOUT: longest read of a request's headers, and of its body
+	HTTPWriteTimeout time.Duration // HTTP_WRITE_TIMEOUT: longest write of a REST answer (a long-poll gets the ping interval more)
+	HTTPIdleTimeout  time.Duration // HTTP_IDLE_TIMEOUT: how long an idle keep-alive connection is kept
+
 	TwilioAccountSID          string // TWILIO_ACCOUNT_SID
 	TwilioAuthToken           string // TWILIO_AUTH_TOKEN
 	TwilioPhoneNumber         string // TWILIO_PHONE_NUMBER
@@ -136,6 +140,9 @@ func Load(getenv func(string) string) (Config, error) {
 		StoreTimeout:       l.duration("STORE_TIMEOUT", 5*time.Second),
 		ShutdownTimeout:    l.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 		ShutdownDrainDelay: l.duration("SHUTDOWN_DRAIN_DELAY", 0),
+		HTTPReadTimeout:    l.duration("HTTP_READ_TIMEOUT", 10*time.Second),
+		HTTPWriteTimeout:   l.duration("HTTP_WRITE_TIMEOUT", 60*time.Second),
+		HTTPIdleTimeout:    l.duration("HTTP_IDLE_TIMEOUT", 2*time.Minute),
 
 		TwilioAccountSID:          l.str("TWILIO_ACCOUNT_SID", ""),
 		TwilioAuthToken:           l.str("TWILIO_AUTH_TOKEN", ""),
@@ -200,6 +207,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.StoreTimeout <= 0 {
 		l.fail("STORE_TIMEOUT must be positive")
+	}
+	if c.HTTPReadTimeout <= 0 || c.HTTPWriteTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
+		l.fail("HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT and HTTP_IDLE_TIMEOUT must be positive")
 	}
 	if c.ShutdownTimeout <= c.ShutdownDrainDelay {
 		l.fail("SHUTDOWN_TIMEOUT must be longer than SHUTDOWN_DRAIN_DELAY")

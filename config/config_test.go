@@ -135,6 +135,12 @@ func TestLoadTable(t *testing.T) {
 		{"message length 0", map[string]string{"JWT_SECRET": secret, "CHAT_MAX_MESSAGE_LENGTH": "0"}, "CHAT_MAX_MESSAGE_LENGTH", nil},
 		{"payload cap below 1 KB", map[string]string{"JWT_SECRET": secret, "SOCKET_MAX_PAYLOAD_BYTES": "100"}, "SOCKET_MAX_PAYLOAD_BYTES", nil},
 		{"store timeout 0", map[string]string{"JWT_SECRET": secret, "STORE_TIMEOUT": "0s"}, "STORE_TIMEOUT must be positive", nil},
+		{"body timeout 0", map[string]string{"JWT_SECRET": secret, "HTTP_READ_TIMEOUT": "0s"}, "HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT and HTTP_IDLE_TIMEOUT must be positive", nil},
+		{"http timeouts", map[string]string{"JWT_SECRET": secret, "HTTP_READ_TIMEOUT": "3s", "HTTP_WRITE_TIMEOUT": "7s"}, "", func(t *testing.T, c Config) {
+			if c.HTTPReadTimeout != 3*time.Second || c.HTTPWriteTimeout != 7*time.Second || c.HTTPIdleTimeout != 2*time.Minute {
+				t.Errorf("HTTP timeouts %v %v %v", c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout)
+			}
+		}},
 		{"negative duration", map[string]string{"JWT_SECRET": secret, "SOCKET_PING_INTERVAL": "-1s"}, "SOCKET_PING_INTERVAL", nil},
 		{"short store timeout", map[string]string{"JWT_SECRET": secret, "STORE_TIMEOUT": "1s"}, "", func(t *testing.T, c Config) {
 			if c.StoreTimeout != time.Second {

@@ -86,7 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		EventsPerMinute: cfg.EventsPerMinute, EventBurst: cfg.EventBurst, Metrics: metrics})
 	handler := gateway.NewHandler(gateway.HTTPDeps{Hub: hub, Verifier: verifier, ServiceAPIKey: cfg.ServiceAPIKey,
 		CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxPayloadBytes, Chat: chatSvc, Notify: notifySvc, Metrics: metrics, Log: log,
-		Ready: db.Ping, SMS: smsSvc, TrustedProxies: cfg.TrustedProxies})
+		Ready: db.Ping, SMS: smsSvc, TrustedProxies: cfg.TrustedProxies,
+		ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout, PingInterval: cfg.PingInterval})
 
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
@@ -96,7 +97,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// The header read is bounded here, the body read and the answer write per
+	// request (gateway: a long-poll and a WebSocket need other bounds than a
+	// REST call, so there is no server-wide ReadTimeout or WriteTimeout).
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("listening", "addr", ln.Addr().String())
 
