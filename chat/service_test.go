@@ -68,7 +68,7 @@ func newService(t *testing.T, opts chat.Options) (*chat.Service, *published, *st
 		opts.MaxRoomIDLength = 64
 	}
 	pub := &published{}
-	return chat.NewService(db, pub, presence.NewMemory(), nil, opts, log), pub, db
+	return chat.NewService(db, pub, presence.NewMemory(), nil, nil, opts, log), pub, db
 }
 
 const (
@@ -86,7 +86,7 @@ func wantErr(t *testing.T, err error, code commserver.Code, field string) {
 }
 
 func TestValidateRoomID(t *testing.T) {
-	s := chat.NewService(nil, nil, nil, nil, chat.Options{MaxRoomIDLength: 16}, slog.Default())
+	s := chat.NewService(nil, nil, nil, nil, nil, chat.Options{MaxRoomIDLength: 16}, slog.Default())
 	tests := []struct {
 		id string
 		ok bool

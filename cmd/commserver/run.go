@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	pres := presence.NewMemory()
 	// High and urgent notifications of offline users who opted in go out as texts.
 	notifySvc := notify.New(db, hub, pres, smsSvc, notify.Options{}, log)
-	chatSvc := chat.NewService(db, hub, pres, notifySvc, chat.Options{
+	chatSvc := chat.NewService(db, hub, pres, notifySvc, nil, chat.Options{
 		OpenRooms: cfg.ChatRoomPolicy == config.RoomPolicyOpen, MaxMessageLength: cfg.MaxMessageLength,
 		MaxRoomIDLength: cfg.MaxRoomIDLength}, log)
 	verifier := gateway.NewVerifier(gateway.VerifierOptions{Secret: cfg.JWTSecret, PublicKey: cfg.JWTPublicKey,
