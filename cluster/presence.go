@@ -226,22 +226,23 @@ func (s *PresenceStore) Leave(ctx context.Context, pod string) error {
 	return nil
 }
 
-// Online implements presence.Store.
+// Online implements presence.Store: a user has a socket while their hash
+// exists (sockets of a dead pod count until a live pod reaps them).
 func (s *PresenceStore) Online(ctx context.Context, userIDs []string) (map[string]bool, error) {
 	out := make(map[string]bool, len(userIDs))
-	for start := 0; start < len(userIDs); start += 1000 {
-		chunk := userIDs[start:min(start+1000, len(userIDs))]
-		members := make([]any, len(chunk))
-		for i, u := range chunk {
-			members[i] = u
-		}
-		on, err := s.rdb.SMIsMember(ctx, s.base+"online", members...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("presence online: %w", err)
-		}
-		for i, u := range chunk {
-			out[u] = on[i]
-		}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(userIDs))
+	for i, u := range userIDs {
+		cmds[i] = pipe.Exists(ctx, s.base+"user:"+u)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("presence online: %w", err)
+	}
+	for i, u := range userIDs {
+		out[u] = cmds[i].Val() == 1
 	}
 	return out, nil
 }

@@ -49,6 +49,12 @@ type Config struct {
 
 	RedisURL string // REDIS_URL; empty runs as a single instance
 
+	// Running as several pods over one Redis (docs/cluster.md).
+	PresenceGrace       time.Duration // PRESENCE_GRACE: a user with no socket left stays online this long (a reload does not flap)
+	PresencePodTTL      time.Duration // PRESENCE_POD_TTL: a pod silent this long is dead; its sockets are dropped
+	ClusterRedisPrefix  string        // CLUSTER_REDIS_PREFIX: prefix of the presence keys and the cache channel
+	ClusterRedisTimeout time.Duration // CLUSTER_REDIS_TIMEOUT: longest wait for one presence or cache call to Redis
+
 	JWTSecret    []byte           // JWT_SECRET (HS256)
 	JWTPublicKey crypto.PublicKey // JWT_PUBLIC_KEY (PEM; RS256 for RSA keys, ES256 for P-256 keys)
 	JWTIssuer    string           // JWT_ISSUER, checked when set
@@ -120,6 +126,11 @@ func Load(getenv func(string) string) (Config, error) {
 		MongoURI: l.str("MONGODB_URI", ""),
 		DataDir:  l.str("DATA_DIR", "./data"),
 		RedisURL: l.str("REDIS_URL", ""),
+
+		PresenceGrace:       l.duration("PRESENCE_GRACE", 5*time.Second),
+		PresencePodTTL:      l.duration("PRESENCE_POD_TTL", 15*time.Second),
+		ClusterRedisPrefix:  l.str("CLUSTER_REDIS_PREFIX", "fitmate:cluster:"),
+		ClusterRedisTimeout: l.duration("CLUSTER_REDIS_TIMEOUT", time.Second),
 
 		JWTIssuer:    l.str("JWT_ISSUER", ""),
 		JWTAudience:  l.str("JWT_AUDIENCE", ""),
@@ -202,6 +213,7 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("REDIS_URL must start with redis:// or rediss://")
 	}
 	l.checkSMS(&c)
+	l.checkCluster(&c)
 	if c.PingTimeout <= 0 || c.PingInterval <= 0 {
 		l.fail("SOCKET_PING_INTERVAL and SOCKET_PING_TIMEOUT must be positive")
 	}
@@ -268,6 +280,25 @@ func (l *loader) checkSMS(c *Config) {
 	}
 }
 
+// checkCluster validates the settings of running as several pods.
+func (l *loader) checkCluster(c *Config) {
+	if c.PresenceGrace > 5*time.Minute {
+		l.fail("PRESENCE_GRACE=%s: want at most 5m (0 announces userOffline at once)", c.PresenceGrace)
+	}
+	if c.PresencePodTTL < 3*time.Second || c.PresencePodTTL > 10*time.Minute {
+		l.fail("PRESENCE_POD_TTL=%s: want from 3s to 10m (a pod renews its lease every third of it)", c.PresencePodTTL)
+	}
+	if c.ClusterRedisTimeout < 10*time.Millisecond || c.ClusterRedisTimeout > 30*time.Second {
+		l.fail("CLUSTER_REDIS_TIMEOUT=%s: want from 10ms to 30s", c.ClusterRedisTimeout)
+	} else if c.ClusterRedisTimeout >= c.PresencePodTTL/3 {
+		l.fail("CLUSTER_REDIS_TIMEOUT=%s must be shorter than a third of PRESENCE_POD_TTL (%s), or a slow lease renewal reads as a dead pod",
+			c.ClusterRedisTimeout, c.PresencePodTTL)
+	}
+	if strings.ContainsAny(c.ClusterRedisPrefix, "{} \t\r\n") {
+		l.fail("CLUSTER_REDIS_PREFIX=%q: no braces (the keys' hash tag) and no spaces", c.ClusterRedisPrefix)
+	}
+}
+
 // Addr is the address the server listens on.
 func (c Config) Addr() string { return fmt.Sprintf("%s:%d", c.Host, c.Port) }
 
@@ -297,6 +328,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("mongodb", mongo),
 		slog.String("database", c.MongoDB),
 		slog.String("redis", redis),
+		slog.Duration("presence_grace", c.PresenceGrace),
+		slog.Duration("presence_pod_ttl", c.PresencePodTTL),
+		slog.String("cluster_redis_prefix", c.ClusterRedisPrefix),
 		slog.String("jwt", strings.Join(jwt, "+")),
 		slog.String("jwt_user_claim", c.JWTUserClaim),
 		slog.Bool("service_api_key_set", c.ServiceAPIKey != ""),

@@ -54,8 +54,10 @@ type Store interface {
 	// Leave drops pod's lease if the store holds no socket of it (a pod
 	// leaving after its sockets disconnected); otherwise the lease expires.
 	Leave(ctx context.Context, pod string) error
-	// Online reports, for each user, whether they are online (announced
-	// online and not yet announced offline: a socket, or the grace after one).
+	// Online reports, for each user, whether they have a socket anywhere
+	// now. A user within the grace after their last socket is not online
+	// here, though their userOffline is not announced yet: what they miss
+	// meanwhile is notified.
 	Online(ctx context.Context, userIDs []string) (map[string]bool, error)
 }
 
@@ -218,7 +220,7 @@ func (m *MemoryStore) Online(ctx context.Context, userIDs []string) (map[string]
 	defer m.mu.Unlock()
 	out := make(map[string]bool, len(userIDs))
 	for _, u := range userIDs {
-		out[u] = m.online[u]
+		out[u] = len(m.users[u]) > 0
 	}
 	return out, nil
 }

@@ -170,8 +170,9 @@ func (t *Tracker) queue(op Op) {
 	}
 }
 
-// Online reports, for each user, whether they are online anywhere (within
-// the grace after their last socket included). It waits at most the store
+// Online reports, for each user, whether they have a socket anywhere now
+// (chat and notify ask it to choose whom to notify: a user within the grace
+// after their last socket is not online here). It waits at most the store
 // timeout; on error the caller decides (chat and notify treat users as offline).
 func (t *Tracker) Online(ctx context.Context, userIDs []string) (map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)

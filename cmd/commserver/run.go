@@ -55,7 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}()
 
-	// Redis (REDIS_URL), shared by everything that needs it; nil runs as a single instance.
+	// Redis (REDIS_URL) for SMS and OTP; nil runs as a single instance. The
+	// cluster parts (newPod) have a client of their own with short timeouts.
 	var rdb redis.UniversalClient
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
@@ -71,13 +72,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	// This pod among others (REDIS_URL): presence shared in Redis, chat
+	// caches dropped across pods. Without Redis the same code runs in memory.
+	self, err := newPod(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+
 	metrics := gateway.NewMetrics()
+	self.registerMetrics(metrics.Registerer())
 	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
-	pres := presence.NewMemory()
+	pres := presenceBridge{local: presence.NewMemory(), tracker: self.tracker}
 	// High and urgent notifications of offline users who opted in go out as texts.
-	notifySvc := notify.New(db, hub, pres, smsSvc, notify.Options{}, log)
-	chatSvc := chat.NewService(db, hub, pres, notifySvc, nil, chat.Options{
+	notifySvc := notify.New(db, hub, self.tracker, smsSvc, notify.Options{}, log)
+	chatSvc := chat.NewService(db, hub, self.tracker, notifySvc, self.invalidator(), chat.Options{
 		OpenRooms: cfg.ChatRoomPolicy == config.RoomPolicyOpen, MaxMessageLength: cfg.MaxMessageLength,
 		MaxRoomIDLength: cfg.MaxRoomIDLength}, log)
 	verifier := gateway.NewVerifier(gateway.VerifierOptions{Secret: cfg.JWTSecret, PublicKey: cfg.JWTPublicKey,
@@ -106,7 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); self.Run(bg, chatSvc) }()
 	go func() { defer wg.Done(); chatSvc.Run(bg) }()
 	go func() { defer wg.Done(); notifySvc.Run(bg) }()
 	wg.Add(1)
