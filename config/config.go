@@ -290,8 +290,8 @@ func (l *loader) checkCluster(c *Config) {
 	}
 	if c.ClusterRedisTimeout < 10*time.Millisecond || c.ClusterRedisTimeout > 30*time.Second {
 		l.fail("CLUSTER_REDIS_TIMEOUT=%s: want from 10ms to 30s", c.ClusterRedisTimeout)
-	} else if c.ClusterRedisTimeout >= c.PresencePodTTL/3 {
-		l.fail("CLUSTER_REDIS_TIMEOUT=%s must be shorter than a third of PRESENCE_POD_TTL (%s), or a slow lease renewal reads as a dead pod",
+	} else if c.ClusterRedisTimeout > c.PresencePodTTL/3 {
+		l.fail("CLUSTER_REDIS_TIMEOUT=%s must be at most a third of PRESENCE_POD_TTL (%s), the lease renewal period, or slow renewals read as a dead pod",
 			c.ClusterRedisTimeout, c.PresencePodTTL)
 	}
 	if strings.ContainsAny(c.ClusterRedisPrefix, "{} \t\r\n") {

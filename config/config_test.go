@@ -165,8 +165,8 @@ func TestLoadTable(t *testing.T) {
 		}},
 		{"grace too long", map[string]string{"JWT_SECRET": secret, "PRESENCE_GRACE": "1h"}, "PRESENCE_GRACE=1h0m0s: want at most 5m", nil},
 		{"pod TTL too short", map[string]string{"JWT_SECRET": secret, "PRESENCE_POD_TTL": "1s"}, "PRESENCE_POD_TTL=1s: want from 3s", nil},
-		{"redis timeout not under the lease renewal", map[string]string{"JWT_SECRET": secret, "PRESENCE_POD_TTL": "3s",
-			"CLUSTER_REDIS_TIMEOUT": "1s"}, "must be shorter than a third of PRESENCE_POD_TTL", nil},
+		{"redis timeout over the lease renewal", map[string]string{"JWT_SECRET": secret, "PRESENCE_POD_TTL": "3s",
+			"CLUSTER_REDIS_TIMEOUT": "1500ms"}, "must be at most a third of PRESENCE_POD_TTL", nil},
 		{"prefix with a hash tag", map[string]string{"JWT_SECRET": secret, "CLUSTER_REDIS_PREFIX": "{fitmate}:"}, "CLUSTER_REDIS_PREFIX", nil},
 		{"embedded store by default", map[string]string{"JWT_SECRET": secret, "DATA_DIR": "/var/lib/commserver"}, "", func(t *testing.T, c Config) {
 			if c.MongoURI != "" || c.DataDir != "/var/lib/commserver" {

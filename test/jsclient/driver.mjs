@@ -2,7 +2,7 @@
 // the Go end-to-end tests over stdin/stdout, one JSON object per line.
 //
 // Requests: { id, op, ... }; every request gets one reply { id, ok, ... }.
-//   connect    { name, url, auth?, transports?, reconnection?, extraHeaders?, timeoutMs? }
+//   connect    { name, url, auth?, transports?, reconnection?, extraHeaders?, withCredentials?, timeoutMs? }
 //              -> { sid, transport } once connected, or { ok:false, error:{ message, data } } on connect_error
 //   emit       { name, event, args?, ack?, timeoutMs? } -> { ack } when ack is true (the server's answer)
 //              an argument { "$binary": "<base64>" } (at any depth) is sent as a binary Buffer
@@ -68,6 +68,7 @@ const ops = {
       reconnectionDelay: 100,
       reconnectionDelayMax: 500,
       extraHeaders: r.extraHeaders,
+      withCredentials: r.withCredentials ?? false, // in Node: keep cookies (engine.io-client's cookie jar)
       forceNew: true,
       timeout: r.timeoutMs ?? 5000,
     });
