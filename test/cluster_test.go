@@ -17,9 +17,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// twoPods starts two server processes on one Redis (a prefix of the test's
-// own) behind the sticky proxy with the given affinity.
-func twoPods(t *testing.T, aff stickyproxy.Affinity) (pods []*server, front string, rdb *redis.Client, prefix string) {
+// clusterPods starts n server processes on one Redis (a prefix of the
+// test's own), as pods of one deployment.
+func clusterPods(t *testing.T, n int) (pods []*server, rdb *redis.Client, prefix string) {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -42,7 +42,16 @@ func twoPods(t *testing.T, aff stickyproxy.Affinity) (pods []*server, front stri
 	})
 	env := []string{"REDIS_URL=" + redisURL, "CLUSTER_REDIS_PREFIX=" + prefix, "SMS_REDIS_PREFIX=" + prefix + "sms:",
 		"PRESENCE_GRACE=500ms", "PRESENCE_POD_TTL=3s"}
-	pods = []*server{startServer(t, env...), startServer(t, env...)}
+	for range n {
+		pods = append(pods, startServer(t, env...))
+	}
+	return pods, rdb, prefix
+}
+
+// twoPods starts two pods behind the sticky proxy with the given affinity.
+func twoPods(t *testing.T, aff stickyproxy.Affinity) (pods []*server, front string, rdb *redis.Client, prefix string) {
+	t.Helper()
+	pods, rdb, prefix = clusterPods(t, 2)
 	px, err := stickyproxy.New([]string{pods[0].URL, pods[1].URL}, stickyproxy.Options{Affinity: aff},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
