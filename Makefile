@@ -10,13 +10,18 @@ DEV_ENV := HOST=$${HOST:-127.0.0.1} \
 	SERVICE_API_KEY=$${SERVICE_API_KEY:-dev-only-service-key-0123456789} \
 	LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: run build test test-deps lint bench clean
+.PHONY: run build test test-deps lint bench clean cluster
 
 run:
 	$(DEV_ENV) $(GO) run ./cmd/commserver
 
 build:
 	$(GO) build -o bin/commserver ./cmd/commserver
+
+# N pods (PODS=2) on ports 3001.., the local Redis, one store (MONGODB_URI,
+# else cmd/devstore) and the sticky proxy on 127.0.0.1:3000: docs/cluster.md.
+cluster:
+	$(DEV_ENV) GO=$(GO) ./scripts/cluster.sh
 
 test-deps:
 	npm ci --prefix test/jsclient --no-audit --no-fund --loglevel=error
