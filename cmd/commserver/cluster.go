@@ -23,7 +23,8 @@ type pod struct {
 }
 
 // newPod builds the pod's parts; Close releases them once Run is over.
-func newPod(cfg config.Config, log *slog.Logger) (*pod, error) {
+// announce receives the presence changes this pod is to announce (nil: none).
+func newPod(cfg config.Config, announce func(presence.Change), log *slog.Logger) (*pod, error) {
 	p := &pod{id: presence.NewPodID()}
 	var store presence.Store = presence.NewMemoryStore()
 	if cfg.RedisURL != "" {
@@ -41,7 +42,7 @@ func newPod(cfg config.Config, log *slog.Logger) (*pod, error) {
 	// "Wiring the gateway"), the gateway announces from its own in-process
 	// presence and the Tracker's changes are not announced: it answers who
 	// is online, cluster-wide, for chat and notify.
-	p.tracker = presence.New(store, nil, presence.Options{Grace: cfg.PresenceGrace, PodTTL: cfg.PresencePodTTL,
+	p.tracker = presence.New(store, announce, presence.Options{Grace: cfg.PresenceGrace, PodTTL: cfg.PresencePodTTL,
 		Timeout: cfg.ClusterRedisTimeout, Pod: p.id}, log)
 	return p, nil
 }

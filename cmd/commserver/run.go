@@ -72,18 +72,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	metrics := gateway.NewMetrics()
+	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
+		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
 	// This pod among others (REDIS_URL): presence shared in Redis, chat
 	// caches dropped across pods. Without Redis the same code runs in memory.
-	self, err := newPod(cfg, log)
+	self, err := newPod(cfg, nil, log)
 	if err != nil {
 		return err
 	}
 	defer self.Close()
-
-	metrics := gateway.NewMetrics()
 	self.registerMetrics(metrics.Registerer())
-	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
-		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
 	pres := presenceBridge{local: presence.NewMemory(), tracker: self.tracker}
 	// High and urgent notifications of offline users who opted in go out as texts.
 	notifySvc := notify.New(db, hub, self.tracker, smsSvc, notify.Options{}, log)
