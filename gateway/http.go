@@ -114,7 +114,8 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 func (a *api) originGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(a.CORSOrigins, o) {
-			writeJSON(w, http.StatusForbidden, errorBody(commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", o)))
+			// The origin is the caller's text: quoted, and cut, in the answer.
+			writeJSON(w, http.StatusForbidden, errorBody(commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", commserver.Truncate(o, 100))))
 			return
 		}
 		next.ServeHTTP(w, r)
