@@ -12,9 +12,11 @@ import (
 	commserver "github.com/fitmate/commserver"
 )
 
-// errStopped ends a job that was asked to stop (SIGTERM) at a recipient
+// ErrStopped ends a run that was asked to stop (SIGTERM) at a recipient
 // boundary: the run is recorded interrupted and the next run finishes it.
-var errStopped = errors.New("scheduler: stopped before the end; the next run finishes it")
+var ErrStopped = errors.New("scheduler: stopped before the end; the next run finishes it")
+
+var errStopped = ErrStopped
 
 // Skip reasons.
 const (
@@ -216,7 +218,8 @@ func (s *Scheduler) call(ctx context.Context, j *job, r *runState) (err error) {
 // failed extension is counted and logged once; the run goes on (the ledger
 // keeps a second runner from sending twice).
 func (s *Scheduler) keepAlive(ctx context.Context, j *job, lease Lease) (stop func()) {
-	t := s.clock.NewTicker(s.o.LockTTL / 3)
+	// Wall-clock time, whatever the scheduler's clock: the lock expires in Redis's time.
+	t := time.NewTicker(s.o.LockTTL / 3)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -227,7 +230,7 @@ func (s *Scheduler) keepAlive(ctx context.Context, j *job, lease Lease) (stop fu
 			select {
 			case <-done:
 				return
-			case <-t.Chan():
+			case <-t.C:
 			}
 			if err := lease.Extend(ctx, s.o.LockTTL); err != nil {
 				s.m.lockLost.WithLabelValues(j.name).Inc()

@@ -77,7 +77,8 @@ const (
 	SourceUsers       = "users"       // lastActiveAt in the main backend's users document
 )
 
-// Options configure the scheduler. Zero values take the defaults.
+// Options configure the scheduler. Zero values take the defaults, but for
+// CatchUpWindow.
 type Options struct {
 	// Enabled false keeps the scheduler from firing and from manual runs
 	// on this instance (SCHEDULER_ENABLED); it still lists the jobs.
@@ -94,7 +95,7 @@ type Options struct {
 	// BatchSize is how many recipients (or messages) a batch holds (100).
 	BatchSize int
 	// CatchUpWindow is how late a missed or unfinished slot is still run
-	// (6h); negative disables catch-up.
+	// (SCHEDULER_CATCHUP_WINDOW, 6h); zero disables catch-up.
 	CatchUpWindow time.Duration
 	// LockTTL is the cluster lock's lifetime, extended every third of it
 	// while a run goes on (30s): a killed run's lock frees within it.
@@ -195,9 +196,6 @@ func New(d Deps, o Options) (*Scheduler, error) {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
-	}
-	if o.CatchUpWindow == 0 {
-		o.CatchUpWindow = 6 * time.Hour
 	}
 	if o.LockTTL <= 0 {
 		o.LockTTL = 30 * time.Second
@@ -334,7 +332,7 @@ func (s *Scheduler) describe() []string {
 
 // sweepLoop catches up at start and every SweepInterval until ctx is done.
 func (s *Scheduler) sweepLoop(ctx context.Context) {
-	if s.o.CatchUpWindow < 0 {
+	if s.o.CatchUpWindow <= 0 {
 		<-ctx.Done()
 		return
 	}

@@ -47,7 +47,7 @@ func goalNotFound(userID, goalID string) error {
 func (d *DB) PutGoal(ctx context.Context, g goals.Goal) (goals.Goal, bool, error) {
 	now := ms(time.Time(g.UpdatedAt))
 	var before goalDoc
-	err := d.call(ctx, "put goal", func(ctx context.Context) error {
+	err := d.upsert(ctx, "put goal", func(ctx context.Context) error {
 		return d.db.Collection(colGoals).FindOneAndUpdate(ctx, bson.M{"_id": goalKey(g.UserID, g.GoalID)},
 			bson.M{"$set": bson.M{"userId": idValue(g.UserID), "goalId": g.GoalID, "name": g.Name, "metric": string(g.Metric),
 				"target": g.Target, "period": string(g.Period), "updatedAt": now},

@@ -61,6 +61,25 @@ func (d *DB) InsertNotificationOnce(ctx context.Context, n notify.Notification) 
 	return existing.notification(), false, nil
 }
 
+// upsert runs an upsert, again when it lost a race: two upserts of one
+// missing _id may both try to insert it, and the loser gets a duplicate key
+// (MongoDB retries some such upserts itself; the embedded store does not).
+// Run again, the document exists and the update applies.
+func (d *DB) upsert(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	var err error
+	for range 3 {
+		if err = d.call(ctx, op, fn); !isDuplicateKey(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// isDuplicateKey reports a duplicate key, alone or in a bulk write.
+func isDuplicateKey(err error) bool {
+	return err != nil && mongo.IsDuplicateKeyError(err)
+}
+
 // jobRunDoc is a document of jobruns.
 type jobRunDoc struct {
 	ID         string     `bson:"_id"`
@@ -104,7 +123,7 @@ func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 // BeginRun upserts the run's record and counts the attempt.
 func (d *DB) BeginRun(ctx context.Context, r scheduler.Run) error {
 	slot := time.Time(r.Slot)
-	return d.call(ctx, "begin job run", func(ctx context.Context) error {
+	return d.upsert(ctx, "begin job run", func(ctx context.Context) error {
 		_, err := d.db.Collection(colJobRuns).UpdateOne(ctx, bson.M{"_id": runDocID(r.Job, slot)}, bson.M{
 			"$set": bson.M{"job": r.Job, "slot": ms(slot), "period": r.Period, "runId": r.ID, "trigger": r.Trigger,
 				"instance": r.Instance, "state": r.State, "startedAt": ms(time.Time(r.StartedAt)), "counts": countsDoc{}, "error": ""},
@@ -233,7 +252,7 @@ func newDeliveryDoc(dl scheduler.Delivery, id, state string) deliveryDoc {
 // RecordDelivery upserts the delivery's record under its key.
 func (d *DB) RecordDelivery(ctx context.Context, dl scheduler.Delivery) error {
 	doc := newDeliveryDoc(dl, dl.Key, stateDelivered)
-	return d.call(ctx, "record delivery", func(ctx context.Context) error {
+	return d.upsert(ctx, "record delivery", func(ctx context.Context) error {
 		_, err := d.db.Collection(colJobDeliveries).ReplaceOne(ctx, bson.M{"_id": doc.ID}, doc, options.Replace().SetUpsert(true))
 		return err
 	})
@@ -295,7 +314,7 @@ func (d *DB) RecordConnections(ctx context.Context, seen map[string]time.Time) e
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": idValue(u)}).
 			SetUpdate(bson.M{"$max": bson.M{"lastConnectedAt": ms(t)}}).SetUpsert(true))
 	}
-	return d.call(ctx, "record connections", func(ctx context.Context) error {
+	return d.upsert(ctx, "record connections", func(ctx context.Context) error {
 		_, err := d.db.Collection(colConnections).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 		return err
 	})
