@@ -152,9 +152,9 @@ type job struct {
 	fn                      func(ctx context.Context, r *runState) error
 
 	local sync.Mutex // held while the job runs on this instance
-	gj    gocron.Job
 
 	mu       sync.Mutex
+	gj       gocron.Job
 	current  *runState // the run in progress here
 	last     *Run      // the last run here
 	lastSkip *Skip
@@ -287,7 +287,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if !j.enabled {
 			continue
 		}
-		j.gj, err = c.NewJob(gocron.CronJob(j.spec, false),
+		gj, err := c.NewJob(gocron.CronJob(j.spec, false),
 			gocron.NewTask(func(ctx context.Context) { _, _ = s.attempt(ctx, j, TriggerSchedule) }),
 			gocron.WithName(j.name), gocron.WithContext(s.base),
 			// A firing while the job still runs here waits for the next one.
@@ -296,6 +296,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			_ = c.Shutdown()
 			return fmt.Errorf("scheduler: %s: %w", j.name, err)
 		}
+		j.mu.Lock()
+		j.gj = gj
+		j.mu.Unlock()
 	}
 	c.Start()
 	s.started.Store(true)
@@ -399,10 +402,13 @@ func (s *Scheduler) Status(ctx context.Context) []JobStatus {
 	for _, j := range s.order {
 		st := JobStatus{Name: j.name, Description: j.description, Schedule: j.spec, TimeZone: s.o.Location.String(),
 			Enabled: j.enabled && s.o.Enabled}
+		j.mu.Lock()
+		gj := j.gj
+		j.mu.Unlock()
 		if st.Enabled {
 			next := j.sched.Next(s.clock.Now())
-			if j.gj != nil {
-				if t, err := j.gj.NextRun(); err == nil && !t.IsZero() {
+			if gj != nil {
+				if t, err := gj.NextRun(); err == nil && !t.IsZero() {
 					next = t
 				}
 			}
