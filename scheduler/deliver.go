@@ -30,7 +30,7 @@ type due struct {
 // ctx is never canceled by a stop request: a recipient is never cut in half.
 func (s *Scheduler) deliver(ctx context.Context, r *runState, x due) {
 	d := Delivery{Key: deliveryKey(r.job, x.period, x.recipient), Job: r.job, Period: x.period, Recipient: x.recipient,
-		UserID: x.userID, RunID: r.id}
+		UserID: x.userID, RunID: r.id, At: s.clock.Now()}
 	d.NotificationID = notificationID(x.at, d.Key)
 	_, created, err := s.d.Notify.CreateOnce(ctx, d.NotificationID, x.input)
 	if err != nil {

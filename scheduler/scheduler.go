@@ -137,10 +137,10 @@ type Scheduler struct {
 	order []*job
 
 	cron     gocron.Scheduler
-	started  atomic.Bool
-	stopping atomic.Bool
-	runs     sync.WaitGroup // manual runs
-	base     context.Context
+	stopping atomic.Bool // set once Run stops: manual runs are refused
+	runsMu   sync.Mutex  // orders Trigger's runs.Add before Run's runs.Wait
+	runs     sync.WaitGroup
+	base     context.Context // canceled when Run stops: manual runs stop at a recipient boundary
 	stop     context.CancelFunc
 }
 
@@ -301,12 +301,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		j.mu.Unlock()
 	}
 	c.Start()
-	s.started.Store(true)
 	s.log.Info("scheduler started", "time_zone", s.o.Location.String(), "jobs", s.describe())
 
 	s.sweepLoop(ctx)
 
+	s.runsMu.Lock()
 	s.stopping.Store(true)
+	s.runsMu.Unlock()
 	s.stop() // running jobs stop at their next recipient boundary
 	done := make(chan struct{})
 	go func() {
@@ -458,8 +459,16 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	runID := newRunID()
+	s.runsMu.Lock()
+	if s.stopping.Load() {
+		s.runsMu.Unlock()
+		_ = lease.Release(context.WithoutCancel(ctx))
+		j.local.Unlock()
+		return "", commserver.Errorf(commserver.CodeUnavailable, "the scheduler is stopping")
+	}
 	s.runs.Add(1)
+	s.runsMu.Unlock()
+	runID := newRunID()
 	go func() {
 		defer s.runs.Done()
 		defer j.local.Unlock()
