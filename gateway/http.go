@@ -18,6 +18,7 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/goals"
 	"github.com/fitmate/commserver/notify"
 	"github.com/fitmate/commserver/sms"
 	"github.com/gin-gonic/gin"
@@ -47,6 +48,11 @@ type HTTPDeps struct {
 	// proxies (Nginx) whose X-Forwarded-For names the client, for its limits.
 	SMS            *sms.Service
 	TrustedProxies []netip.Prefix
+
+	// Jobs runs the scheduled jobs (nil: the admin job routes answer 503);
+	// Goals keeps the goals goal-check watches (gateway/jobs_http.go, goals_http.go).
+	Jobs  Jobs
+	Goals *goals.Service
 }
 
 // api is the REST surface's handlers and what they share.
