@@ -26,6 +26,7 @@ cluster:
 test-deps:
 	npm ci --prefix test/jsclient --no-audit --no-fund --loglevel=error
 	npm ci --prefix test/twilio-mock --no-audit --no-fund --loglevel=error
+	npm ci --prefix examples/react-app --no-audit --no-fund --loglevel=error
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -112,6 +112,8 @@ type Config struct {
 	LogLevel  slog.Level // LOG_LEVEL: debug, info, warn, error
 	LogFormat string     // LOG_FORMAT: json (default) or text
 	PprofAddr string     // PPROF_ADDR: serve net/http/pprof here (e.g. 127.0.0.1:6060); empty disables
+
+	Scheduler Scheduler // SCHEDULER_* (config/scheduler.go)
 }
 
 // Load reads the configuration through getenv. It returns every problem it
@@ -186,6 +188,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PprofAddr: l.str("PPROF_ADDR", ""),
 	}
 	c.MongoDB = l.str("MONGODB_DB", databaseFromURI(c.MongoURI))
+	c.Scheduler = l.loadScheduler()
 
 	if s := l.getenv("JWT_SECRET"); s != "" {
 		if len(s) < MinJWTSecretBytes {
@@ -340,6 +343,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("sms_allowed_countries", c.SMSAllowedCountries),
 		slog.String("public_url", c.PublicURL),
 		slog.Int("trusted_proxies", len(c.TrustedProxies)),
+		slog.Bool("scheduler_enabled", c.Scheduler.Enabled),
+		slog.String("scheduler_time_zone", c.Scheduler.Location.String()),
+		slog.Any("scheduler_schedules", c.Scheduler.Schedules),
 	)
 }
 

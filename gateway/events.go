@@ -51,8 +51,7 @@ type SocketDeps struct {
 // session is what the server knows about one socket.
 type session struct {
 	Principal
-	limiter *tokenBucket
-	gate    *connectGate // packets held since the CONNECT; released on connection
+	gate *connectGate // packets held since the CONNECT; released on connection
 
 	// The socket's lifecycle. The connection handler waits on the store
 	// (unread count, presence) while the client may already be gone, so the
@@ -65,6 +64,7 @@ type session struct {
 	mu        sync.Mutex
 	gone      bool        // the socket disconnected
 	expiry    *time.Timer // token expiry while connected
+	flooding  bool        // closed for flooding: further events are dropped unanswered
 }
 
 // handlerTimeout bounds one event's work (the store calls inside have their own, shorter deadlines).
@@ -75,6 +75,8 @@ const handlerTimeout = 15 * time.Second
 // events), so one socket's slow store call never holds up another's.
 func (h *Hub) Serve(d SocketDeps) {
 	h.deps = d
+	h.limits = newEventLimits(d.EventsPerMinute, d.EventBurst)
+	h.logs = newLogLimiter(10 * time.Second)
 	h.handlers = map[string]handler{
 		"joinChat":    syncHandler(h.joinChat),
 		"leaveChat":   syncHandler(h.leaveChat),
@@ -124,8 +126,7 @@ func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 		return
 	}
 	h.deps.Metrics.handshake("ok")
-	s.SetData(&session{Principal: p, limiter: newTokenBucket(h.deps.EventsPerMinute, h.deps.EventBurst), gate: gate,
-		ready: make(chan struct{})})
+	s.SetData(&session{Principal: p, gate: gate, ready: make(chan struct{})})
 	next(nil)
 }
 
@@ -309,17 +310,29 @@ func (h *Hub) handle(s *socket.Socket, sess *session, event string, fn handler, 
 	fn(ctx, s, sess, p, reply)
 }
 
-// allow applies the socket's event rate. A refused event is answered
-// RATE_LIMITED (ack and error event); a socket that keeps flooding far past
-// its refusals is closed at the transport level.
+// allow applies the user's event rate (shared by the user's sockets and
+// kept across reconnects). A refused event is answered RATE_LIMITED (ack and
+// error event); a socket that keeps flooding far past its refusals is closed
+// at the transport level, once, and what it sends meanwhile is dropped.
 func (h *Hub) allow(s *socket.Socket, sess *session, event string, ack socket.Ack) bool {
-	if sess.limiter.allow() {
+	now := time.Now()
+	ok, abusive := h.limits.allow(sess.UserID, now)
+	if ok {
 		return true
+	}
+	sess.mu.Lock()
+	flooding := sess.flooding
+	sess.flooding = flooding || abusive
+	sess.mu.Unlock()
+	if flooding {
+		return false
 	}
 	h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
 		Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
-	if sess.limiter.abusive() {
-		h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
+	if abusive {
+		if ok, dropped := h.logs.allow("flood "+sess.UserID, now); ok {
+			h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event, "suppressed", dropped)
+		}
 		closeAfterFlush(s, time.Second)
 	}
 	return false
@@ -359,7 +372,9 @@ func (h *Hub) fail(s *socket.Socket, sess *session, event string, ack socket.Ack
 	if code == commserver.CodeInternal {
 		h.log.Error("event failed", "event", event, "user", sess.UserID, "err", err)
 	} else if code == commserver.CodeStorageUnavailable {
-		h.log.Warn("event failed: store unavailable", "event", event, "user", sess.UserID, "err", err)
+		if ok, dropped := h.logs.allow("store unavailable", time.Now()); ok {
+			h.log.Warn("event failed: store unavailable", "event", event, "user", sess.UserID, "err", err, "suppressed", dropped)
+		}
 	}
 	msg := commserver.ErrorMessage(err)
 	body := map[string]any{"code": string(code), "message": msg, "event": event}
@@ -480,42 +495,4 @@ func (h *Hub) joinAsAdmin(ctx context.Context, s *socket.Socket, sess *session, 
 	s.Join(adminRoom)
 	_ = s.Emit(eventAllChatUsers, users)
 	return map[string]any{"count": len(users)}, nil
-}
-
-// tokenBucket limits one socket's events: burst at once, refilled at perMinute.
-type tokenBucket struct {
-	mu       sync.Mutex
-	tokens   float64
-	burst    float64
-	perSec   float64
-	last     time.Time
-	refused  int // refusals since the bucket last had a token
-	maxRefus int
-}
-
-func newTokenBucket(perMinute, burst int) *tokenBucket {
-	return &tokenBucket{tokens: float64(burst), burst: float64(burst), perSec: float64(perMinute) / 60,
-		last: time.Now(), maxRefus: max(10*burst, 100)}
-}
-
-func (b *tokenBucket) allow() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.perSec)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		b.refused = 0
-		return true
-	}
-	b.refused++
-	return false
-}
-
-// abusive reports a client that keeps sending far past its refusals.
-func (b *tokenBucket) abusive() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.refused > b.maxRefus
 }

@@ -18,6 +18,7 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/goals"
 	"github.com/fitmate/commserver/notify"
 	"github.com/fitmate/commserver/sms"
 	"github.com/gin-gonic/gin"
@@ -47,6 +48,11 @@ type HTTPDeps struct {
 	// proxies (Nginx) whose X-Forwarded-For names the client, for its limits.
 	SMS            *sms.Service
 	TrustedProxies []netip.Prefix
+
+	// Jobs runs the scheduled jobs (nil: the admin job routes answer 503);
+	// Goals keeps the goals goal-check watches (gateway/jobs_http.go, goals_http.go).
+	Jobs  Jobs
+	Goals *goals.Service
 }
 
 // api is the REST surface's handlers and what they share.
@@ -114,7 +120,8 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 func (a *api) originGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(a.CORSOrigins, o) {
-			writeJSON(w, http.StatusForbidden, errorBody(commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", o)))
+			// The origin is the caller's text: quoted, and cut, in the answer.
+			writeJSON(w, http.StatusForbidden, errorBody(commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", commserver.Truncate(o, 100))))
 			return
 		}
 		next.ServeHTTP(w, r)

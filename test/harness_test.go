@@ -103,6 +103,12 @@ func freePort(t testing.TB) int {
 // directory (unless DATA_DIR is given) and extra environment, and waits for /healthz.
 func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
+	return startServerOn(t, 0, extra...)
+}
+
+// startServerOn is startServer on a given port (0: a free one).
+func startServerOn(t testing.TB, port int, extra ...string) *server {
+	t.Helper()
 	env := []string{
 		"HOST=127.0.0.1",
 		"JWT_SECRET=" + testSecret,
@@ -124,7 +130,10 @@ func startServer(t testing.TB, extra ...string) *server {
 	}
 	env = append(env, extra...)
 	s := &server{t: t, DataDir: dataDir, env: env}
-	s.start()
+	if port == 0 {
+		port = freePort(t)
+	}
+	s.startOn(port)
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
