@@ -156,6 +156,15 @@ func (h *Hub) onConnect(s *socket.Socket) {
 		teardown()
 		return
 	}
+	if rs := s.Conn().ReadyState(); rs != "open" {
+		// zishang520/socket.io checks the connection is open, then registers
+		// the socket with its client; a close in between never reaches the
+		// socket, which would stay connected forever. Close it ourselves.
+		h.log.Debug("socket's connection closed while it was being connected", "user", uid, "state", rs)
+		s.Disconnect(true)
+		teardown()
+		return
+	}
 
 	// The socket is in the library's tables now: what the client sent right
 	// after the CONNECT answer can go to it. It is queued behind this handler,
