@@ -92,7 +92,9 @@ func (n *Namespace) update(f func(h *handlers)) {
 }
 
 // Use adds a middleware.
-func (n *Namespace) Use(m Middleware) { n.update(func(h *handlers) { h.middleware = append(h.middleware, m) }) }
+func (n *Namespace) Use(m Middleware) {
+	n.update(func(h *handlers) { h.middleware = append(h.middleware, m) })
+}
 
 // OnConnection adds a connection handler.
 func (n *Namespace) OnConnection(f ConnectionHandler) {
