@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Reasons a session closes, as Node's engine.io names them.
@@ -215,6 +216,7 @@ func (s *Session) closeWith(reason string, graceful bool, code uint16) {
 		s.mu.Unlock()
 		return
 	}
+	s.srv.log.Debug("engine.io: session closes", "sid", s.id, "reason", reason)
 	s.hb.Stop()
 	if s.aux != nil {
 		s.aux.Stop()
@@ -310,12 +312,23 @@ func (s *Session) onHeartbeat() {
 		return
 	}
 	s.awaitPong = true
-	s.hb.Reset(s.srv.opts.PingTimeout)
+	s.hb.Reset(s.pongDeadline())
 	if s.pending == nil {
 		s.pending = getBuf()
 	}
 	s.pending = appendPacketFrame(s.pending, PacketPing, nil)
 	_ = s.queuedLocked()
+}
+
+// pongDeadline is PingTimeout less one tick of the wheel: a timer may fire
+// a tick late on a busy machine, and the client expects the session gone
+// PingInterval+PingTimeout after the last ping it answered, not later.
+func (s *Session) pongDeadline() time.Duration {
+	d, res := s.srv.opts.PingTimeout, s.srv.wheel.Resolution()
+	if d > 4*res {
+		d -= res
+	}
+	return d
 }
 
 func (s *Session) onPong() {
@@ -358,3 +371,4 @@ func (s *Session) onOversize(prefix []byte, binary bool) bool {
 	}
 	return s.srv.h.OnOversize(s, prefix, binary)
 }
+
