@@ -371,4 +371,3 @@ func (s *Session) onOversize(prefix []byte, binary bool) bool {
 	}
 	return s.srv.h.OnOversize(s, prefix, binary)
 }
-
