@@ -103,7 +103,6 @@ func run(ctx context.Context, getenv func(string) string, ready chan<- string) e
 			Logger: log, CORS: cors, MaxPayload: maxPayload,
 			PingInterval: ms(pingInterval), PingTimeout: ms(pingTimeout), ConnectTimeout: ms(connectTimeout),
 			DisableRecovery: getenv("RECOVERY") != "on",
-			KeepAuth:        true,
 		})
 		if err != nil {
 			return err
@@ -111,6 +110,9 @@ func run(ctx context.Context, getenv func(string) string, ready chan<- string) e
 		suiteHandlers(io, getenv("JWT_SECRET"))
 		mux.Handle("/socket.io/", io)
 		closeFn = io.Close
+	}
+	if addr := getenv("PPROF_ADDR"); addr != "" {
+		go servePprof(addr)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
