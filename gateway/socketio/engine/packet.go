@@ -59,7 +59,8 @@ func DecodePacket(b []byte) (Packet, error) {
 // decodeBase64 accepts standard base64 with or without padding, as Node's
 // Buffer.from(s, "base64") does for what clients send.
 func decodeBase64(s []byte) ([]byte, error) {
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	// RawStdEncoding's DecodedLen is the larger: room for either decoding.
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(s)))
 	n, err := base64.StdEncoding.Decode(out, s)
 	if err == nil {
 		return out[:n], nil

@@ -36,7 +36,8 @@ type wsConn struct {
 	// Set up by attach, used once by opened (on the loop's OnOpen).
 	bind     func() bool
 	leftover []byte
-	bound    bool // reader goroutine only: frames are parsed
+	bound    bool // set once by opened: the connection is its session's
+	stopped  bool // reader goroutine only: a protocol violation, parse nothing more
 }
 
 // connWriter is what a wsConn writes to: an event-loop connection (writes
@@ -355,7 +356,7 @@ func (ws *wsConn) closeNow(code uint16) {
 
 // onData runs on the event loop: parse frames, dispatch them.
 func (ws *wsConn) onData(data []byte) {
-	if ws.dead.Load() || !ws.bound {
+	if ws.dead.Load() || !ws.bound || ws.stopped {
 		return
 	}
 	if err := ws.fr.feed(data, ws); err != nil {
@@ -371,7 +372,7 @@ func (ws *wsConn) onData(data []byte) {
 // fail ends the connection after a protocol violation: a close frame with
 // code, then the TCP close once it is written.
 func (ws *wsConn) fail(code uint16) {
-	ws.bound = false // parse nothing more
+	ws.stopped = true
 	ws.closeAfterFlush.Store(true)
 	s := ws.sess
 	s.mu.Lock()
