@@ -48,6 +48,10 @@ func (m *Message) AppendBinary(data []byte) {
 	m.frames = appendFrame(m.frames, opBinary, data)
 }
 
+// Frames returns the message as WebSocket frames, as a WebSocket session
+// sends it. It must not be modified.
+func (m *Message) Frames() []byte { return m.frames }
+
 // Size is the number of bytes the message adds to a WebSocket connection.
 func (m *Message) Size() int { return len(m.frames) }
 

@@ -57,7 +57,7 @@ func TestDecodePayload(t *testing.T) {
 		{in: "3\x1e4x\x1e1", types: "341"},
 		{in: "abc", types: "", bad: true},
 		{in: "", types: "", bad: true},
-		{in: "4ok\x1e\x1e4no", types: "4", bad: true},  // an empty packet stops the payload
+		{in: "4ok\x1e\x1e4no", types: "4", bad: true},   // an empty packet stops the payload
 		{in: "4ok\x1ezz\x1e4no", types: "4", bad: true}, // packets before the bad one count, as in Node
 		{in: "4ok\x1e", types: "4", bad: true},
 	}

@@ -176,7 +176,7 @@ func TestFrameReaderZeroCopy(t *testing.T) {
 
 type funcHandler struct{ msg func(bool, []byte) }
 
-func (h *funcHandler) onMessage(b bool, d []byte)      { h.msg(b, d) }
+func (h *funcHandler) onMessage(b bool, d []byte)     { h.msg(b, d) }
 func (h *funcHandler) onOversize(bool, []byte, int64) {}
 func (h *funcHandler) onControl(byte, []byte)         {}
 
