@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fitmate/commserver/gateway/socketio/engine"
 )
@@ -23,6 +24,7 @@ type client struct {
 	partial       *Packet  // a binary packet waiting for its attachments
 	parts         [][]byte // the attachments so far
 	connectTimer  *engine.Timer
+	cut           atomic.Bool // over MailboxSize: being closed, packets dropped
 }
 
 // OnOpen implements engine.Handler.
@@ -124,6 +126,9 @@ func (c *client) isClosed() bool {
 // onData decodes a message (text packet or attachment) and dispatches what
 // completes. Anything that breaks the protocol closes the connection.
 func (c *client) onData(data []byte, binary bool) {
+	if c.cut.Load() {
+		return
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -158,6 +158,9 @@ func (s *Server) submit(c *client, sock *Socket, fn func(), bounded bool) bool {
 	if s.pool.submit(&c.mb, fn, bounded) {
 		return true
 	}
+	if c.cut.Swap(true) {
+		return true // already being closed
+	}
 	s.stats.overflows.Add(1)
 	s.log.Warn("socket.io: client sends faster than its handlers run, closing its connection",
 		"sid", sock.id, "nsp", sock.nsp.name, "mailbox", s.opts.MailboxSize)
