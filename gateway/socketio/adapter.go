@@ -88,6 +88,13 @@ type Adapter interface {
 	// (Namespace.OnServerSideEvent); a single node has none.
 	ServerSideEmit(event string, args []any) error
 
+	// Offset is the offset of the newest recoverable broadcast this node
+	// assigned or delivered ("" when recovery is off). A direct emit to one
+	// socket carries it as its last argument, as every event does in Node
+	// with recovery on: the client then always holds an offset, and one that
+	// never points past what it received.
+	Offset() string
+
 	// PersistSession keeps a disconnected socket's session for recovery.
 	PersistSession(s SessionToPersist)
 	// RestoreSession finds the session pid and the broadcasts after offset.

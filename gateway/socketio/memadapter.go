@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fitmate/commserver/gateway/socketio/engine"
@@ -340,6 +341,14 @@ func (a *MemoryAdapter) DisconnectSockets(opts BroadcastOptions, close bool) err
 // ServerSideEmit implements Adapter: a single node has no other node.
 func (a *MemoryAdapter) ServerSideEmit(string, []any) error { return nil }
 
+// Offset implements Adapter.
+func (a *MemoryAdapter) Offset() string {
+	if a.rec == nil {
+		return ""
+	}
+	return strconv.FormatUint(a.rec.last.Load(), 10)
+}
+
 // PersistSession implements Adapter.
 func (a *MemoryAdapter) PersistSession(s SessionToPersist) {
 	if a.rec != nil {
@@ -399,6 +408,7 @@ type recoveryLog struct {
 	bytes    int
 	sessions map[string]*persisted
 	sweep    *engine.Timer
+	last     atomic.Uint64 // the newest offset given out (0: none yet)
 }
 
 type logEntry struct {
@@ -439,6 +449,7 @@ func (l *recoveryLog) append(text []byte, atts [][]byte, opts BroadcastOptions) 
 	defer l.mu.Unlock()
 	off := l.first + uint64(len(l.entries)-l.head)
 	msg := buildMessage(text, strconv.FormatUint(off, 10), atts)
+	l.last.Store(off)
 	l.entries = append(l.entries, logEntry{msg: msg, rooms: opts.Rooms, except: opts.Except, at: now})
 	l.bytes += msg.Size()
 	l.expireLocked(now)

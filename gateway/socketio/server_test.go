@@ -138,7 +138,7 @@ func TestDisconnectDeliversQueuedFramesThenDisconnect(t *testing.T) {
 	for _, closeConn := range []bool{true, false} {
 		payload := strings.Repeat("x", 10<<10)
 		var reason atomic.Value
-		_, base := start(t, Options{}, func(srv *Server) {
+		_, base := start(t, Options{DisableRecovery: true}, func(srv *Server) {
 			srv.OnConnection(func(s *Socket) {
 				for i := range 200 {
 					_ = s.Emit("bulk", i, payload)
@@ -171,7 +171,7 @@ func TestDisconnectDeliversQueuedFramesThenDisconnect(t *testing.T) {
 // queued: socket.io-client then reconnects by itself.
 func TestCloseTransportSendsNoDisconnect(t *testing.T) {
 	var reason atomic.Value
-	_, base := start(t, Options{}, func(srv *Server) {
+	_, base := start(t, Options{DisableRecovery: true}, func(srv *Server) {
 		srv.OnConnection(func(s *Socket) {
 			_ = s.Emit("bye")
 			s.CloseTransport()
@@ -243,7 +243,7 @@ func TestEventRightAfterConnect(t *testing.T) {
 // arrives intact each time.
 func TestReceivedBinarySentOnTwice(t *testing.T) {
 	var first atomic.Pointer[Socket]
-	_, base := start(t, Options{}, func(srv *Server) {
+	_, base := start(t, Options{DisableRecovery: true}, func(srv *Server) {
 		srv.OnConnection(func(s *Socket) { first.CompareAndSwap(nil, s) })
 		srv.OnEvent("file", func(s *Socket, args []any, _ AckFunc) {
 			data := args[0].(map[string]any)["data"].([]byte)
@@ -265,8 +265,7 @@ func TestReceivedBinarySentOnTwice(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
-	// A broadcast: with recovery on (the default) its offset comes last.
-	if got := other.read(); !strings.HasPrefix(got, `451-["copy",{"_placeholder":true,"num":0},"`) {
+	if got := other.read(); got != `451-["copy",{"_placeholder":true,"num":0}]` {
 		t.Fatalf("other socket: %q", got)
 	}
 	if got := other.read(); got != "bin:\x01\x02\x03\xff" {
@@ -277,7 +276,7 @@ func TestReceivedBinarySentOnTwice(t *testing.T) {
 // A CONNECT over MaxPayload (a huge auth token) gets CONNECT_ERROR, not a
 // bare close that socket.io-client would retry forever, on both transports.
 func TestOversizeConnectAnswered(t *testing.T) {
-	o := Options{MaxPayload: 2000, ConnectTooLarge: &ConnectError{Message: "token too long", Data: map[string]any{"code": "TOKEN_TOO_LONG"}}}
+	o := Options{DisableRecovery: true, MaxPayload: 2000, ConnectTooLarge: &ConnectError{Message: "token too long", Data: map[string]any{"code": "TOKEN_TOO_LONG"}}}
 	_, base := start(t, o, func(srv *Server) { srv.OnConnection(func(s *Socket) { _ = s.Emit("ok") }) })
 	token := strings.Repeat("t", 1<<20)
 	want := `44{"data":{"code":"TOKEN_TOO_LONG"},"message":"token too long"}`
@@ -319,7 +318,7 @@ func TestOversizeConnectAnswered(t *testing.T) {
 }
 
 func TestMiddlewareAndNamespaces(t *testing.T) {
-	_, base := start(t, Options{}, func(srv *Server) {
+	_, base := start(t, Options{DisableRecovery: true}, func(srv *Server) {
 		srv.Use(func(s *Socket) error {
 			switch s.Handshake().Auth["token"] {
 			case "bad":

@@ -130,14 +130,22 @@ func (s *Socket) Leave(rooms ...string) {
 }
 
 // Emit sends an event to this socket alone, written directly to its
-// connection (not through the adapter, so not kept for recovery: emit to
-// To(s.ID()) for that). Arguments are encoded with encoding/json; []byte
-// values (also inside []any and map[string]any) go as binary attachments.
+// connection (not through the adapter, so not kept for replay: emit to
+// To(s.ID()) for that). With recovery on it carries the adapter's current
+// offset as its last argument, as every event does in Node then. Arguments
+// are encoded with encoding/json; []byte values (also inside []any and
+// map[string]any) go as binary attachments.
 func (s *Socket) Emit(event string, args ...any) error {
 	if reserved(event) {
 		return ErrReservedEvent
 	}
-	m, err := s.encode(&Packet{Type: PacketEvent, Data: eventData(event, args)})
+	data := eventData(event, args)
+	if s.pid != "" {
+		if off := s.nsp.adapter.Offset(); off != "" {
+			data = append(data, off)
+		}
+	}
+	m, err := s.encode(&Packet{Type: PacketEvent, Data: data})
 	if err != nil {
 		return err
 	}

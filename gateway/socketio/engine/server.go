@@ -134,9 +134,11 @@ func (s *Server) allows(transport string) bool {
 	return false
 }
 
-// Close closes every session ("server shutting down", queued packets
-// flushed within CloseTimeout) and stops the event loop, the flushers and the
-// wheel it made. New requests are refused.
+// Close closes every session with "server shutting down" (a WebSocket gets
+// its queued frames and a close frame 1001, a waiting poll its queued packets
+// and the close packet; a polling session with no poll waiting is dropped, as
+// Node does), waits for the WebSocket closes (CloseTimeout at most), and stops
+// the event loop, the flushers and the wheel it made. New requests are refused.
 func (s *Server) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
@@ -161,6 +163,8 @@ func (s *Server) Close(ctx context.Context) error {
 		if n == 0 {
 			break
 		}
+
+
 		select {
 		case <-ctx.Done():
 			deadline = time.Now()

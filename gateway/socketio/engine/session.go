@@ -240,11 +240,16 @@ func (s *Session) closeWith(reason string, graceful bool, code uint16) {
 		// noop, when the client closed).
 		s.state = stateClosed
 		s.wakePollLocked()
-	case reason == ReasonTransportClose || (graceful && len(s.pending) > 0):
+	case reason == ReasonTransportClose || (graceful && len(s.pending) > 0 && reason != ReasonServerShutdown):
 		// Keep the session for the poll that collects the queued packets (or,
-		// when the client closed, the poll it sent at the same time).
+		// when the client closed, the poll it sent at the same time). A
+		// shutdown does not wait for a poll that is not there (Node neither).
 		s.state = stateClosing
 		s.armAuxLocked(s.finishClosing)
+		if s.pollNoop {
+			// Only a poll sent at the same time as the close is worth waiting for.
+			s.aux.Reset(min(s.srv.opts.CloseTimeout, clientCloseGrace))
+		}
 		remove = false
 	default:
 		s.state = stateClosed
@@ -259,6 +264,10 @@ func (s *Session) closeWith(reason string, graceful bool, code uint16) {
 	s.srv.stats.closed.Add(1)
 	s.srv.h.OnClose(s, reason)
 }
+
+// clientCloseGrace is how long a session the client closed over polling
+// waits for a poll sent with the close (it is answered with a noop).
+const clientCloseGrace = time.Second
 
 func closeCodeFor(reason string) uint16 {
 	switch reason {
