@@ -164,7 +164,6 @@ func (s *Server) Close(ctx context.Context) error {
 			break
 		}
 
-
 		select {
 		case <-ctx.Done():
 			deadline = time.Now()
