@@ -21,10 +21,14 @@ type client struct {
 	sockets       []*Socket
 	closed        bool
 	everConnected bool
-	partial       *Packet  // a binary packet waiting for its attachments
-	parts         [][]byte // the attachments so far
+	partial       *partialPacket // a binary packet waiting for its attachments
 	connectTimer  *engine.Timer
 	cut           atomic.Bool // over MailboxSize: being closed, packets dropped
+}
+
+type partialPacket struct {
+	p     Packet
+	parts [][]byte
 }
 
 // OnOpen implements engine.Handler.
@@ -86,7 +90,7 @@ func (srv *Server) OnClose(es *engine.Session, reason string) {
 	c.sockets = nil
 	t := c.connectTimer
 	c.connectTimer = nil
-	c.partial, c.parts = nil, nil
+	c.partial = nil
 	c.mu.Unlock()
 	if t != nil {
 		t.Stop()
@@ -140,12 +144,12 @@ func (c *client) onData(data []byte, binary bool) {
 		if c.partial == nil {
 			err = invalid("binary data outside a binary packet")
 		} else {
-			c.parts = append(c.parts, bytes.Clone(data))
-			if len(c.parts) == c.partial.Attachments {
-				p, c.partial = c.partial, nil
-				parts := c.parts
-				c.parts = nil
-				p.Data, err = Reconstruct(p.Data, parts)
+			pp := c.partial
+			pp.parts = append(pp.parts, bytes.Clone(data))
+			if len(pp.parts) == pp.p.Attachments {
+				c.partial = nil
+				p = &pp.p
+				p.Data, err = Reconstruct(p.Data, pp.parts)
 			}
 		}
 	} else if c.partial != nil {
@@ -155,7 +159,7 @@ func (c *client) onData(data []byte, binary bool) {
 		d, err = DecodePacket(data, c.srv.opts.MaxAttachments)
 		if err == nil {
 			if (d.Type == PacketBinaryEvent || d.Type == PacketBinaryAck) && d.Attachments > 0 {
-				c.partial = &d
+				c.partial = &partialPacket{p: d}
 			} else {
 				p = &d
 			}

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fitmate/commserver/gateway/socketio/engine"
 )
 
 // Middleware runs for every CONNECT to a namespace, in the order added,
@@ -237,8 +239,11 @@ func (n *Namespace) connect(s *Socket, auth map[string]any) {
 				s.restore(&sess.SessionToPersist)
 				n.adapter.AddAll(s, sess.Rooms)
 			}
-			if sess != nil {
-				s.missed = sess.Missed
+			if sess != nil && len(sess.Missed) > 0 {
+				// The missed broadcasts go first, before anything held since.
+				s.mu.Lock()
+				s.held = append(append([]*engine.Message(nil), sess.Missed...), s.held...)
+				s.mu.Unlock()
 			}
 		}
 	}

@@ -31,8 +31,7 @@ type Socket struct {
 	auth   map[string]any // until the connection handlers ran (unless KeepAuth)
 	issued int64          // unix ms of the CONNECT
 	acks   []ackEntry
-	held   []*engine.Message // sent to it while it connects: delivered after the CONNECT answer
-	missed []*engine.Message // restored broadcasts, delivered after the CONNECT answer
+	held   []*engine.Message // restored broadcasts, then what is sent while it connects: delivered after the CONNECT answer
 	timers []*engine.Timer
 
 	rooms []socketRoom // MemoryAdapter's, guarded by its lock
@@ -434,13 +433,10 @@ func (s *Socket) establish() bool {
 	b = append(b, `"}`...)
 	conn := s.client.conn
 	_ = conn.SendMessage(engine.NewTextMessage(b))
-	for _, m := range s.missed {
-		_ = conn.SendMessage(m)
-	}
 	for _, m := range s.held {
 		_ = conn.SendMessage(m)
 	}
-	s.missed, s.held = nil, nil
+	s.held = nil
 	return true
 }
 
@@ -459,7 +455,7 @@ func (s *Socket) refuse(err error) {
 func (s *Socket) abandon() {
 	s.mu.Lock()
 	s.state.Store(stateDisconnected)
-	s.held, s.missed = nil, nil
+	s.held = nil
 	s.mu.Unlock()
 	s.nsp.adapter.DelAll(s)
 	s.nsp.remove(s)
@@ -488,7 +484,7 @@ func (s *Socket) detach(reason string) bool {
 	}
 	s.state.Store(stateDisconnected)
 	acks, timers := s.acks, s.timers
-	s.acks, s.timers, s.held, s.missed = nil, nil, nil, nil
+	s.acks, s.timers, s.held = nil, nil, nil
 	data := s.data
 	s.mu.Unlock()
 

@@ -31,6 +31,8 @@ type Server struct {
 	handshake string // the open packet's fixed tail (after the sid)
 	wsOnly    string // the same for a WebSocket-only session (no upgrades)
 
+	limits frameLimits
+
 	mu       sync.RWMutex
 	sessions map[string]*Session
 	closed   atomic.Bool
@@ -55,6 +57,7 @@ func NewServer(o Options) (*Server, error) {
 	if s.wheel == nil {
 		s.wheel, s.ownWheel = NewWheel(10*time.Millisecond, 4096), true
 	}
+	s.limits = frameLimits{limit: opts.MaxPayload, discard: opts.OversizeDiscard, prefix: opts.OversizePrefix}
 	s.handshake = handshakeTail(opts, s.upgradesFrom(TransportPolling))
 	s.wsOnly = handshakeTail(opts, nil)
 	setLoopLogger(s.log)

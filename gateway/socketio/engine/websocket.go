@@ -21,7 +21,6 @@ import (
 // loop, one goroutine at a time) and its link to the session. Frames to send
 // are queued on the session; a flusher writes them here.
 type wsConn struct {
-	srv  *Server
 	sess *Session
 	conn connWriter
 	fr   frameReader
@@ -33,11 +32,14 @@ type wsConn struct {
 	closeSent  atomic.Bool           // our close frame is queued or written
 	closeTimer atomic.Pointer[Timer] // forces the TCP close when the client never answers ours
 
-	// Set up by attach, used once by opened (on the loop's OnOpen).
+	setup   *wsSetup // from attach to opened (on the loop's OnOpen)
+	bound   bool     // set once by opened: the connection is its session's
+	stopped bool     // reader goroutine only: a protocol violation, parse nothing more
+}
+
+type wsSetup struct {
 	bind     func() bool
 	leftover []byte
-	bound    bool // set once by opened: the connection is its session's
-	stopped  bool // reader goroutine only: a protocol violation, parse nothing more
 }
 
 // connWriter is what a wsConn writes to: an event-loop connection (writes
@@ -188,8 +190,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, ss *Session) {
 }
 
 func (s *Server) newWSConn(ss *Session) *wsConn {
-	o := &s.opts
-	return &wsConn{srv: s, sess: ss, fr: newFrameReader(o.MaxPayload, o.OversizeDiscard, o.OversizePrefix)}
+	return &wsConn{sess: ss, fr: frameReader{frameLimits: &s.limits}}
 }
 
 // attach hands conn to the event loop (or, when the loop cannot take it, to
@@ -198,7 +199,7 @@ func (s *Server) newWSConn(ss *Session) *wsConn {
 // the connection gets a close frame and is closed. It reports whether bind
 // accepted. What the client sent after its request (leftover) is parsed first.
 func (ws *wsConn) attach(conn net.Conn, leftover []byte, bind func() bool) bool {
-	ws.bind, ws.leftover = bind, leftover
+	ws.setup = &wsSetup{bind: bind, leftover: leftover}
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		nc, err := nbio.NBConn(tcp)
 		if err != nil {
@@ -208,7 +209,7 @@ func (ws *wsConn) attach(conn net.Conn, leftover []byte, bind func() bool) bool 
 		ws.conn = nc
 		nc.SetSession(ws)
 		// AddConn calls the loop's OnOpen (opened, below) before it reads.
-		_, _ = ws.srv.loop.AddConn(nc)
+		_, _ = ws.sess.srv.loop.AddConn(nc)
 		return ws.bound
 	}
 	ws.conn = &stdConn{Conn: conn}
@@ -223,17 +224,18 @@ func (ws *wsConn) attach(conn net.Conn, leftover []byte, bind func() bool) bool 
 
 // opened runs once the connection is writable and not yet read.
 func (ws *wsConn) opened() {
-	bind, leftover := ws.bind, ws.leftover
-	ws.bind, ws.leftover = nil, nil
-	if bind == nil {
+	st := ws.setup
+	ws.setup = nil
+	if st == nil {
 		return
 	}
+	bind, leftover := st.bind, st.leftover
 	if !bind() {
 		ws.closeNow(CloseNoStatus)
 		return
 	}
 	ws.bound = true
-	ws.srv.stats.websockets.Add(1)
+	ws.sess.srv.stats.websockets.Add(1)
 	if len(leftover) > 0 {
 		ws.onData(leftover)
 	}
@@ -341,7 +343,7 @@ func (ws *wsConn) sendCloseLocked(code uint16) {
 		s.queued = true
 		s.srv.flush.push(s)
 	}
-	ws.closeTimer.Store(ws.srv.wheel.AfterFunc(ws.srv.opts.CloseTimeout, ws.closeConn))
+	ws.closeTimer.Store(ws.sess.srv.wheel.AfterFunc(ws.sess.srv.opts.CloseTimeout, ws.closeConn))
 }
 
 // closeNow sends a close frame straight to a connection that is not (or no
@@ -350,7 +352,7 @@ func (ws *wsConn) closeNow(code uint16) {
 	if ws.closeSent.Swap(true) {
 		return
 	}
-	ws.closeTimer.Store(ws.srv.wheel.AfterFunc(ws.srv.opts.CloseTimeout, ws.closeConn))
+	ws.closeTimer.Store(ws.sess.srv.wheel.AfterFunc(ws.sess.srv.opts.CloseTimeout, ws.closeConn))
 	ws.write(appendCloseFrame(nil, code))
 }
 

@@ -64,9 +64,7 @@ type frameHandler interface {
 // is not kept: its first prefix bytes are, the rest is skipped as it streams,
 // and it is reported with onOversize (up to discard bytes; beyond, an error).
 type frameReader struct {
-	limit   int   // largest message kept whole
-	discard int64 // largest message skipped and reported; beyond it the stream is refused
-	prefix  int   // bytes kept of a skipped message
+	*frameLimits // shared by every connection of a server
 
 	hdr  [maxFrameHeaderLength]byte
 	hdrN uint8
@@ -85,8 +83,15 @@ type frameReader struct {
 	ctl     []byte // payload of the control frame in progress
 }
 
+// frameLimits bound a frameReader.
+type frameLimits struct {
+	limit   int   // largest message kept whole
+	discard int64 // largest message skipped and reported; beyond it the stream is refused
+	prefix  int   // bytes kept of a skipped message
+}
+
 func newFrameReader(limit int, discard int64, prefix int) frameReader {
-	return frameReader{limit: limit, discard: discard, prefix: prefix}
+	return frameReader{frameLimits: &frameLimits{limit: limit, discard: discard, prefix: prefix}}
 }
 
 // feed parses data (which it may modify: payloads are unmasked in place) and
