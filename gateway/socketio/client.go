@@ -105,7 +105,7 @@ func (c *client) onConnectTimeout() {
 	skip := c.everConnected || c.closed
 	c.mu.Unlock()
 	if !skip {
-		c.closeTransport(ReasonForcedServerClose)
+		go c.closeTransport(ReasonForcedServerClose) // off the wheel
 	}
 }
 

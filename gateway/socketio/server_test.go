@@ -581,3 +581,50 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A client that stops reading is cut off even when the packet that passes
+// its backlog comes from a broadcast (which holds the adapter's lock that the
+// disconnect needs): no deadlock, the others go on.
+func TestCutOffDuringBroadcast(t *testing.T) {
+	srv, base := start(t, Options{MaxPayload: 16 << 10, MaxBacklog: 64 << 10}, nil)
+	reader := dial(t, base)
+	reader.connect("")
+	u := "ws" + strings.TrimPrefix(base, "http") + "?EIO=4&transport=websocket"
+	d := websocket.Dialer{ReadBufferSize: 1024}
+	lazy, _, err := d.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lazy.Close()
+	_ = lazy.UnderlyingConn().(interface{ SetReadBuffer(int) error }).SetReadBuffer(4096)
+	_, _, _ = lazy.ReadMessage()
+	_ = lazy.WriteMessage(websocket.TextMessage, []byte("40"))
+	waitFor(t, func() bool { return srv.Stats().Sockets == 2 })
+	payload := strings.Repeat("p", 8<<10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Paced: a burst over MaxBacklog would cut off a reading client too.
+		for i := 0; i < 5000 && srv.Stats().Engine.CutOff == 0; i++ {
+			_ = srv.Emit("big", payload)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	go func() {
+		for {
+			_ = reader.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, _, err := reader.c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("broadcasts stuck (deadlock?)")
+	}
+	if srv.Stats().Engine.CutOff != 1 {
+		t.Fatalf("stats %+v", srv.Stats())
+	}
+	waitFor(t, func() bool { return srv.Stats().Sockets == 1 })
+}

@@ -55,6 +55,7 @@ type Session struct {
 	awaitPong bool
 	pollNoop  bool // the client closed over polling: the last poll gets a noop
 	posting   bool
+	cut       bool // over MaxBacklog: closing, sends refused
 	pending   []byte        // frames queued (both transports queue WebSocket frames)
 	ws        *wsConn       // the WebSocket transport, once it is the session's
 	probe     *wsConn       // a WebSocket being upgraded to
@@ -129,7 +130,7 @@ func (s *Session) Writable() bool {
 // Send queues one message packet (text, or binary data).
 func (s *Session) Send(data []byte, binary bool) error {
 	s.mu.Lock()
-	if s.state != stateOpen {
+	if s.state != stateOpen || s.cut {
 		s.mu.Unlock()
 		return ErrClosed
 	}
@@ -144,7 +145,7 @@ func (s *Session) Send(data []byte, binary bool) error {
 // of another sender between them).
 func (s *Session) SendMessage(m *Message) error {
 	s.mu.Lock()
-	if s.state != stateOpen {
+	if s.state != stateOpen || s.cut {
 		s.mu.Unlock()
 		return ErrClosed
 	}
@@ -163,10 +164,15 @@ func (s *Session) queuedLocked() error {
 		backlog += int(s.ws.inflight.Load())
 	}
 	if backlog > s.srv.opts.MaxBacklog {
+		// Cut off. The close runs on its own goroutine: the sender may hold
+		// locks (a broadcast holds its adapter's) that OnClose needs.
+		s.cut = true
+		putBuf(s.pending)
+		s.pending = nil
 		s.mu.Unlock()
 		s.srv.stats.cutOff.Add(1)
 		s.srv.log.Warn("engine.io: client does not read, cut off", "sid", s.id, "backlog", backlog)
-		s.close(ReasonTransportError, false)
+		go s.close(ReasonTransportError, false)
 		return ErrBacklog
 	}
 	s.scheduleLocked()
@@ -317,7 +323,7 @@ func (s *Session) onHeartbeat() {
 	}
 	if s.awaitPong {
 		s.mu.Unlock()
-		s.close(ReasonPingTimeout, false)
+		go s.close(ReasonPingTimeout, false) // off the wheel: OnClose may wait on locks
 		return
 	}
 	s.awaitPong = true
@@ -326,6 +332,10 @@ func (s *Session) onHeartbeat() {
 		s.pending = getBuf()
 	}
 	s.pending = appendPacketFrame(s.pending, PacketPing, nil)
+	if s.cut {
+		s.mu.Unlock()
+		return
+	}
 	_ = s.queuedLocked()
 }
 
