@@ -55,7 +55,7 @@ type Session struct {
 	awaitPong bool
 	pollNoop  bool // the client closed over polling: the last poll gets a noop
 	posting   bool
-	cut       bool // over MaxBacklog: closing, sends refused
+	cut       bool          // over MaxBacklog: closing, sends refused
 	pending   []byte        // frames queued (both transports queue WebSocket frames)
 	ws        *wsConn       // the WebSocket transport, once it is the session's
 	probe     *wsConn       // a WebSocket being upgraded to
