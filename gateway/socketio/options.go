@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"runtime"
 	"time"
-
-	"github.com/fitmate/commserver/gateway/socketio/engine"
 )
 
 // Options configure a Server. The zero value of a field means its default;
@@ -25,7 +23,7 @@ type Options struct {
 	MaxPayload     int           // default 1,000,000 bytes, both transports
 	MaxBacklog     int           // default 4 MiB queued per connection, then cut off
 	Transports     []string      // default polling and websocket
-	CORS           *engine.CORS  // nil: no CORS headers
+	CORS           *CORS         // nil: no CORS headers
 	// AllowRequest is asked about every Engine.IO request; an error answers
 	// 403 {"code":4,"message":err}. The product's origin gate goes here.
 	AllowRequest func(r *http.Request) error
@@ -33,7 +31,7 @@ type Options struct {
 	KeepQuery    []string // handshake query parameters a socket keeps (Socket.Query)
 	Pollers      int      // event-loop goroutines (default 1)
 	Flushers     int      // write goroutines (default GOMAXPROCS)
-	Wheel        *engine.Wheel
+	Wheel        *Wheel
 
 	// ConnectTimeout closes a connection that joined no namespace in time (default 45 s).
 	ConnectTimeout time.Duration

@@ -127,7 +127,7 @@ func (s *Server) Emit(event string, args ...any) error { return s.root.Emit(even
 
 // AfterFunc runs f on its own goroutine after d (unless stopped), on the
 // server's timing wheel: no goroutine or runtime timer while it waits.
-func (s *Server) AfterFunc(d time.Duration, f func()) *engine.Timer {
+func (s *Server) AfterFunc(d time.Duration, f func()) *Timer {
 	return s.eng.Wheel().AfterFunc(d, func() { go f() })
 }
 

@@ -251,7 +251,7 @@ func (s *Socket) CloseTransport() { s.client.closeTransport(ReasonForcedServerCl
 // AfterFunc runs fn on the socket's queue after d, unless the socket
 // disconnected first or the timer was stopped. The timer lives on the
 // server's wheel and is stopped when the socket disconnects.
-func (s *Socket) AfterFunc(d time.Duration, fn func(*Socket)) *engine.Timer {
+func (s *Socket) AfterFunc(d time.Duration, fn func(*Socket)) *Timer {
 	t := &engine.Timer{}
 	t.Init(s.nsp.srv.eng.Wheel(), func() {
 		if s.Connected() {
