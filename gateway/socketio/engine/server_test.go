@@ -433,3 +433,30 @@ func (s *Server) sessionsNow() []*Session {
 	}
 	return out
 }
+
+// An upgrade the client does not complete in time is abandoned; the
+// session stays on polling.
+func TestUpgradeTimeout(t *testing.T) {
+	h := newTH()
+	h.echo = true
+	_, base := startEngine(t, h, func(o *Options) { o.UpgradeTimeout = 200 * time.Millisecond })
+	sid := handshake(t, base)
+	c := dialWS(t, base, "&sid="+sid)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if got := readText(t, c); got != "3probe" {
+		t.Fatalf("probe answer %q", got)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("the probe connection was not closed: %v", err)
+	}
+	url := base + "?EIO=4&transport=polling&sid=" + sid
+	if code, _ := do(t, "POST", url, "4still"); code != 200 {
+		t.Fatalf("POST after the failed upgrade: %d", code)
+	}
+	if code, body := get(t, url); code != 200 || body != "4still" {
+		t.Fatalf("GET after the failed upgrade: %d %q", code, body)
+	}
+}
