@@ -31,8 +31,15 @@ type partialPacket struct {
 	parts [][]byte
 }
 
+// engineHandler is the Server as the engine's Handler (kept off the
+// Server's own methods).
+type engineHandler struct{ srv *Server }
+
+var _ engine.Handler = engineHandler{}
+
 // OnOpen implements engine.Handler.
-func (srv *Server) OnOpen(es *engine.Session) {
+func (h engineHandler) OnOpen(es *engine.Session) {
+	srv := h.srv
 	c := &client{srv: srv, conn: es}
 	es.SetContext(c)
 	t := &engine.Timer{}
@@ -44,7 +51,7 @@ func (srv *Server) OnOpen(es *engine.Session) {
 }
 
 // OnMessage implements engine.Handler.
-func (srv *Server) OnMessage(es *engine.Session, data []byte, binary bool) {
+func (h engineHandler) OnMessage(es *engine.Session, data []byte, binary bool) {
 	c, _ := es.Context().(*client)
 	if c != nil {
 		c.onData(data, binary)
@@ -54,7 +61,8 @@ func (srv *Server) OnMessage(es *engine.Session, data []byte, binary bool) {
 // OnOversize implements engine.Handler: a CONNECT over MaxPayload (a
 // huge auth payload) is answered with Options.ConnectTooLarge, so that the
 // client stops instead of retrying; anything else closes the connection.
-func (srv *Server) OnOversize(es *engine.Session, prefix []byte, binary bool) bool {
+func (h engineHandler) OnOversize(es *engine.Session, prefix []byte, binary bool) bool {
+	srv := h.srv
 	c, _ := es.Context().(*client)
 	if c == nil || binary || len(prefix) == 0 || prefix[0] != '0' {
 		return false
@@ -79,7 +87,7 @@ func (srv *Server) OnOversize(es *engine.Session, prefix []byte, binary bool) bo
 }
 
 // OnClose implements engine.Handler.
-func (srv *Server) OnClose(es *engine.Session, reason string) {
+func (h engineHandler) OnClose(es *engine.Session, reason string) {
 	c, _ := es.Context().(*client)
 	if c == nil {
 		return

@@ -37,15 +37,13 @@ type logger = interface {
 	Error(string, ...any)
 }
 
-var _ engine.Handler = (*Server)(nil)
-
 // NewServer makes a server with the main namespace "/" registered. Close
 // releases it.
 func NewServer(o Options) (*Server, error) {
 	opts := o.withDefaults()
 	s := &Server{opts: opts, log: opts.Logger, nsps: make(map[string]*Namespace)}
 	eng, err := engine.NewServer(engine.Options{
-		Handler:        s,
+		Handler:        engineHandler{s},
 		Logger:         opts.Logger,
 		PingInterval:   opts.PingInterval,
 		PingTimeout:    opts.PingTimeout,
