@@ -25,8 +25,6 @@ var (
 	ErrAckTimeout = errors.New("socket.io: acknowledgement timed out")
 	// ErrReservedEvent: the event name is one socket.io reserves.
 	ErrReservedEvent = errors.New("socket.io: reserved event name")
-	// ErrServerClosed: the server is closed.
-	ErrServerClosed = errors.New("socket.io: server closed")
 )
 
 // Disconnect reasons a disconnect handler gets: Node's socket.io names.

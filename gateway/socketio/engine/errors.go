@@ -40,9 +40,6 @@ func (c ErrorCode) String() string {
 // ErrClosed is returned when sending on a session that is closed or closing.
 var ErrClosed = errors.New("engine.io: session closed")
 
-// ErrServerClosed is returned by Server methods after Close.
-var ErrServerClosed = errors.New("engine.io: server closed")
-
 // abortRequest answers a polling request (or a refused upgrade before it is
 // hijacked) the way Node's abortRequest does: 403 for Forbidden, 400 for the
 // rest, with a JSON body.
