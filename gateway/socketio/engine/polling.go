@@ -109,6 +109,9 @@ func (s *Session) pollReplyLocked() (out []byte, finished bool) {
 	out = framesToPayload(out, s.pending)
 	putBuf(s.pending)
 	s.pending = nil
+	if len(out) > 0 {
+		s.pingDeliveredLocked()
+	}
 	if s.state != stateOpen {
 		if s.pollNoop {
 			if len(out) == 0 {

@@ -53,6 +53,7 @@ type Session struct {
 	probed    bool
 	queued    bool // in the flush queue, or being flushed
 	awaitPong bool
+	pingSent  bool // a poll carried the outstanding ping
 	pollNoop  bool // the client closed over polling: the last poll gets a noop
 	posting   bool
 	cut       bool          // over MaxBacklog: closing, sends refused
@@ -322,11 +323,12 @@ func (s *Session) onHeartbeat() {
 		return
 	}
 	if s.awaitPong {
+		s.cut = true // from now on a late pong changes nothing, sends are refused
 		s.mu.Unlock()
 		go s.close(ReasonPingTimeout, false) // off the wheel: OnClose may wait on locks
 		return
 	}
-	s.awaitPong = true
+	s.awaitPong, s.pingSent = true, false
 	s.hb.Reset(s.pongDeadline())
 	if s.pending == nil {
 		s.pending = getBuf()
@@ -350,9 +352,20 @@ func (s *Session) pongDeadline() time.Duration {
 	return d
 }
 
+// pingDelivered restarts the pong deadline when a poll carries the ping to
+// the client: it cannot answer before it has it, and the wait for the poll
+// (a goroutine to wake on a busy machine) is the server's, not the client's.
+// A ping no poll collects still times out from when it was queued.
+func (s *Session) pingDeliveredLocked() {
+	if s.awaitPong && !s.pingSent && !s.cut {
+		s.pingSent = true
+		s.hb.Reset(s.srv.opts.PingTimeout)
+	}
+}
+
 func (s *Session) onPong() {
 	s.mu.Lock()
-	if s.state == stateOpen && s.awaitPong {
+	if s.state == stateOpen && s.awaitPong && !s.cut {
 		s.awaitPong = false
 		s.hb.Reset(s.srv.opts.PingInterval)
 	}
