@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +20,12 @@ import (
 // that arrive in one TCP read (it fails against Node's own server too, see
 // the suites' README), and this server coalesces writes, so it would miss
 // them every time.
+//
+// The server runs as its own process, built without the race detector: the
+// suites time heartbeats to 200 ms, and a race-instrumented server on a
+// machine loaded by make test's other packages fired its timers hundreds of
+// milliseconds late. The same code runs under -race in the packages' own
+// tests (gateway/socketio, with the real socket.io-client).
 func TestConformanceSuites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the conformance suites take a minute")
@@ -32,6 +41,10 @@ func TestConformanceSuites(t *testing.T) {
 	if out, err := prep.CombinedOutput(); err != nil {
 		t.Fatalf("prepare.sh: %v\n%s", err, out)
 	}
+	bin := filepath.Join(t.TempDir(), "sioconformance")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
 	unlock := lockPort3000(t)
 	defer unlock()
 
@@ -44,9 +57,10 @@ func TestConformanceSuites(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			stop := startServer(t, map[string]string{"MODE": c.mode, "PORT": "3000"})
+			stop := startServer(t, bin, "MODE="+c.mode, "PORT=3000")
 			defer stop()
 			for run := 1; run <= 5; run++ {
+				waitQuiet(t)
 				res := mocha(t, filepath.Join(suites, c.dir))
 				if res.Stats.Tests != c.tests || res.Stats.Passes != c.tests || res.Stats.Failures != 0 {
 					for _, f := range res.Failures {
@@ -59,6 +73,59 @@ func TestConformanceSuites(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitQuiet waits (5 minutes at most) until the machine is at least 40 %
+// idle. The suites time heartbeats to 200 ms and other steps to 2 s; under
+// make test the other packages' tests load both CPUs, and a starved mocha
+// misses those marks against any server (Node's too). They are done within
+// a few minutes.
+func waitQuiet(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		idle, err := idleFraction(time.Second)
+		if err != nil || idle >= 0.4 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("the machine is still busy (%.0f %% idle); running anyway", idle*100)
+			return
+		}
+	}
+}
+
+// idleFraction is the share of CPU time idle over d, from /proc/stat.
+func idleFraction(d time.Duration) (float64, error) {
+	read := func() (idle, total float64, err error) {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, err
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, 0, err
+			}
+			total += n
+			if i == 3 || i == 4 { // idle, iowait
+				idle += n
+			}
+		}
+		return idle, total, nil
+	}
+	i1, t1, err := read()
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	i2, t2, err := read()
+	if err != nil || t2 == t1 {
+		return 0, err
+	}
+	return (i2 - i1) / (t2 - t1), nil
 }
 
 // sharedDir is ../shared beside the repository (FITMATE_SHARED overrides it).
@@ -92,24 +159,43 @@ func lockPort3000(t *testing.T) func() {
 	}
 }
 
-func startServer(t *testing.T, env map[string]string) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, ready) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("server: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("server did not start")
+// startServer runs the conformance server and waits until it accepts connections.
+func startServer(t *testing.T, bin string, env ...string) func() {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:3000", time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the server exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the server did not start listening")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Error("the server did not stop on SIGTERM")
 		}
 	}
 }

@@ -59,9 +59,10 @@
 // Heartbeats, upgrade and close timeouts run on one Wheel (a hashed timing
 // wheel, 10 ms ticks): a Timer is a few words inside its owner, armed and
 // disarmed under one lock, fired by one goroutine. The server pings every
-// PingInterval and closes a session whose pong is PingTimeout late (checked
-// one tick early, so that the session is gone by the time the client's own
-// deadline passes). The same wheel serves Socket.IO's connect timeout and
+// PingInterval and closes a session whose pong is PingTimeout late: from
+// when the ping was queued, checked one tick early so that the session is
+// gone by the time the client's own deadline passes; or, when a poll carried
+// the ping, from when the poll answered. The same wheel serves Socket.IO's connect timeout and
 // the application's timers.
 //
 // # Handler
