@@ -22,6 +22,7 @@ const (
 	CodeNotFound           Code = "NOT_FOUND"           // no such thing (or not yours)
 	CodeConflict           Code = "CONFLICT"            // the request clashes with the current state
 	CodeTooLarge           Code = "PAYLOAD_TOO_LARGE"   // a body over its byte limit (a field over its cap is CodeInvalid)
+	CodeRequestTimeout     Code = "REQUEST_TIMEOUT"     // the caller did not send its request in time
 	CodeRateLimited        Code = "RATE_LIMITED"        // too many requests; see RetryAfter
 	CodeStorageUnavailable Code = "STORAGE_UNAVAILABLE" // MongoDB did not answer in time
 	CodeUnavailable        Code = "SERVICE_UNAVAILABLE" // a dependency (Redis, Twilio) is down

@@ -3,7 +3,9 @@
 //
 // The service does not know about Socket.IO or MongoDB. It consumes a Store
 // (implemented by package store), a Publisher (implemented by the gateway's
-// hub) and an OnlineChecker (implemented by package presence), all declared here.
+// hub), an OnlineChecker (implemented by package presence) and an
+// Invalidator (implemented by package cluster, so other instances drop what
+// they cache of a room that changed), all declared here.
 package chat
 
 import (

@@ -103,12 +103,13 @@ type Service struct {
 	store    Store
 	pub      Publisher
 	online   OnlineChecker
-	notifier Notifier // may be nil
+	notifier Notifier    // may be nil
+	inval    Invalidator // may be nil: one instance
 	opts     Options
 	log      *slog.Logger
 
-	rooms   sync.Map // room id -> cachedRoom
-	admins  sync.Map // user id -> cachedAdmin
+	rooms   *lru[cachedRoom] // room id → members, for MembershipTTL
+	admins  *lru[bool]       // user id → admin by the users document, for adminCacheTTL
 	roomsOf *coalesce.Group[[]string]
 
 	offline chan offlineJob
@@ -139,12 +140,6 @@ type pubItem struct {
 type cachedRoom struct {
 	room    Room
 	missing bool
-	at      time.Time
-}
-
-type cachedAdmin struct {
-	admin bool
-	at    time.Time
 }
 
 type offlineJob struct {
@@ -158,7 +153,6 @@ const (
 	maxMetadataBytes   = 4096
 	maxPageLimit       = 100
 	adminCacheTTL      = time.Minute
-	maxCachedRooms     = 10_000
 	maxRoomsOf         = 200
 	maxRoomsOfBatch    = 500 // users per rooms-of query
 	roomsOfTimeout     = 10 * time.Second
@@ -168,12 +162,21 @@ const (
 )
 
 // NewService returns the chat service. notifier may be nil (no offline
-// notifications). Call Run to start its background work.
-func NewService(store Store, pub Publisher, online OnlineChecker, notifier Notifier, opts Options, log *slog.Logger) *Service {
+// notifications); inval may be nil (one instance: nobody else caches).
+// Call Run to start its background work.
+//
+// Room members and admin status are cached, bounded (LRU), for
+// MembershipTTL and a minute. A member change made here is announced through
+// inval so other instances drop theirs at once. Admin status has no change
+// event (the main backend writes users without telling us), so a demoted
+// admin keeps admin rights for at most a minute on each instance.
+func NewService(store Store, pub Publisher, online OnlineChecker, notifier Notifier, inval Invalidator, opts Options, log *slog.Logger) *Service {
 	if opts.MembershipTTL == 0 {
 		opts.MembershipTTL = 5 * time.Second
 	}
-	return &Service{store: store, pub: pub, online: online, notifier: notifier, opts: opts, log: log,
+	return &Service{store: store, pub: pub, online: online, notifier: notifier, inval: inval, opts: opts, log: log,
+		rooms:   newLRU(opts.MembershipTTL, maxCachedRooms, maxCachedRoomMembers, func(c cachedRoom) int { return 1 + len(c.room.Members) }),
+		admins:  newLRU[bool](adminCacheTTL, maxCachedAdmins, maxCachedAdmins, nil),
 		offline: make(chan offlineJob, 1024), inflight: map[string]struct{}{}, slots: make(chan struct{}, maxPendingSends),
 		roomsOf: coalesce.New("the user's rooms", maxRoomsOfBatch, roomsOfTimeout, func(ctx context.Context, users []string) (map[string][]string, error) {
 			return store.RoomsOfUsers(ctx, users, maxRoomsOf)
@@ -604,7 +607,13 @@ func (s *Service) PutRoom(ctx context.Context, roomID string, members []string) 
 	if err != nil {
 		return Room{}, err
 	}
-	s.rooms.Store(roomID, cachedRoom{room: room, at: time.Now()})
+	s.rooms.replace(roomID, cachedRoom{room: room})
+	if s.inval != nil {
+		if err := s.inval.RoomChanged(ctx, roomID); err != nil {
+			// Stored; other instances see it when their cache expires.
+			s.log.Warn("announce room change", "room", roomID, "err", err, "stale_for_at_most", s.opts.MembershipTTL)
+		}
+	}
 	var removed []string
 	for _, p := range previous {
 		if !seen[p] {
@@ -646,48 +655,36 @@ func (s *Service) authorize(ctx context.Context, id Identity, roomID string) (Ro
 // room returns the room from a short-lived cache, so a busy room costs one
 // store read per MembershipTTL, not one per message.
 func (s *Service) room(ctx context.Context, roomID string) (Room, error) {
-	if v, ok := s.rooms.Load(roomID); ok {
-		c := v.(cachedRoom)
-		if time.Since(c.at) < s.opts.MembershipTTL {
-			if c.missing {
-				return Room{}, commserver.ErrNotFound
-			}
-			return c.room, nil
+	if c, ok := s.rooms.get(roomID); ok {
+		if c.missing {
+			return Room{}, commserver.ErrNotFound
 		}
+		return c.room, nil
 	}
+	gen := s.rooms.generation()
 	room, err := s.store.Room(ctx, roomID)
 	missing := errors.Is(err, commserver.ErrNotFound)
 	if err != nil && !missing {
 		return Room{}, err
 	}
-	s.cacheRoom(roomID, cachedRoom{room: room, missing: missing, at: time.Now()})
+	s.rooms.put(roomID, cachedRoom{room: room, missing: missing}, gen)
 	return room, err
-}
-
-func (s *Service) cacheRoom(roomID string, c cachedRoom) {
-	n := 0
-	s.rooms.Range(func(any, any) bool { n++; return n <= maxCachedRooms })
-	if n > maxCachedRooms {
-		s.rooms.Clear()
-	}
-	s.rooms.Store(roomID, c)
 }
 
 func (s *Service) isAdmin(ctx context.Context, id Identity) bool {
 	if id.Admin {
 		return true
 	}
-	if v, ok := s.admins.Load(id.UserID); ok {
-		if c := v.(cachedAdmin); time.Since(c.at) < adminCacheTTL {
-			return c.admin
-		}
+	if admin, ok := s.admins.get(id.UserID); ok {
+		return admin
 	}
+	gen := s.admins.generation()
 	admin, err := s.store.UserIsAdmin(ctx, id.UserID)
 	if err != nil {
 		s.log.Warn("admin lookup", "user", id.UserID, "err", err)
 		return false
 	}
-	s.admins.Store(id.UserID, cachedAdmin{admin: admin, at: time.Now()})
+	s.admins.put(id.UserID, admin, gen)
 	return admin
 }
 

@@ -75,7 +75,7 @@ func newServiceWith(t *testing.T, opts chat.Options, storeTimeout time.Duration,
 	if opts.MaxRoomIDLength == 0 {
 		opts.MaxRoomIDLength = 64
 	}
-	return chat.NewService(db, pub, presence.NewMemory(), nil, opts, log), db
+	return chat.NewService(db, pub, presence.NewMemory(), nil, nil, opts, log), db
 }
 
 const (
@@ -93,7 +93,7 @@ func wantErr(t *testing.T, err error, code commserver.Code, field string) {
 }
 
 func TestValidateRoomID(t *testing.T) {
-	s := chat.NewService(nil, nil, nil, nil, chat.Options{MaxRoomIDLength: 16}, slog.Default())
+	s := chat.NewService(nil, nil, nil, nil, nil, chat.Options{MaxRoomIDLength: 16}, slog.Default())
 	tests := []struct {
 		id string
 		ok bool

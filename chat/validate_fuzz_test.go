@@ -25,7 +25,7 @@ import (
 //
 // The corpus is testdata/fuzz/FuzzValidateSend.
 func FuzzValidateSend(f *testing.F) {
-	s := NewService(nil, nil, nil, nil, Options{MaxMessageLength: 4000, MaxRoomIDLength: 64}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewService(nil, nil, nil, nil, nil, Options{MaxMessageLength: 4000, MaxRoomIDLength: 64}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.Add("room-1", "hello", "", "", "", []byte(`{"w":640}`))
 	f.Add("room-1", "사진", "image", "c-1", "0123456789abcdef01234567", []byte(`{"size":{"w":1,"h":[1,{"x":null}]}}`))
 	f.Add("room 1", " ", "TEXT", "a/b", "x", []byte(`{"$where":"1"}`))

@@ -49,6 +49,12 @@ type Config struct {
 
 	RedisURL string // REDIS_URL; empty runs as a single instance
 
+	// Running as several pods over one Redis (docs/cluster.md).
+	PresenceGrace       time.Duration // PRESENCE_GRACE: a user with no socket left stays online this long (a reload does not flap)
+	PresencePodTTL      time.Duration // PRESENCE_POD_TTL: a pod silent this long is dead; its sockets are dropped
+	ClusterRedisPrefix  string        // CLUSTER_REDIS_PREFIX: prefix of the presence keys and the cache channel
+	ClusterRedisTimeout time.Duration // CLUSTER_REDIS_TIMEOUT: longest wait for one presence or cache call to Redis
+
 	JWTSecret    []byte           // JWT_SECRET (HS256)
 	JWTPublicKey crypto.PublicKey // JWT_PUBLIC_KEY (PEM; RS256 for RSA keys, ES256 for P-256 keys)
 	JWTIssuer    string           // JWT_ISSUER, checked when set
@@ -70,6 +76,10 @@ type Config struct {
 	StoreTimeout       time.Duration // STORE_TIMEOUT: deadline of every store call
 	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT: longest graceful shutdown
 	ShutdownDrainDelay time.Duration // SHUTDOWN_DRAIN_DELAY: time /readyz reports 503 before sockets close
+
+	HTTPReadTimeout  time.Duration // HTTP_READ_TIMEOUT: longest read of a request's headers, and of its body
+	HTTPWriteTimeout time.Duration // HTTP_WRITE_TIMEOUT: longest write of a REST answer (a long-poll gets the ping interval more)
+	HTTPIdleTimeout  time.Duration // HTTP_IDLE_TIMEOUT: how long an idle keep-alive connection is kept
 
 	TwilioAccountSID          string // TWILIO_ACCOUNT_SID
 	TwilioAuthToken           string // TWILIO_AUTH_TOKEN
@@ -102,6 +112,8 @@ type Config struct {
 	LogLevel  slog.Level // LOG_LEVEL: debug, info, warn, error
 	LogFormat string     // LOG_FORMAT: json (default) or text
 	PprofAddr string     // PPROF_ADDR: serve net/http/pprof here (e.g. 127.0.0.1:6060); empty disables
+
+	Scheduler Scheduler // SCHEDULER_* (config/scheduler.go)
 }
 
 // Load reads the configuration through getenv. It returns every problem it
@@ -116,6 +128,11 @@ func Load(getenv func(string) string) (Config, error) {
 		MongoURI: l.str("MONGODB_URI", ""),
 		DataDir:  l.str("DATA_DIR", "./data"),
 		RedisURL: l.str("REDIS_URL", ""),
+
+		PresenceGrace:       l.duration("PRESENCE_GRACE", 5*time.Second),
+		PresencePodTTL:      l.duration("PRESENCE_POD_TTL", 15*time.Second),
+		ClusterRedisPrefix:  l.str("CLUSTER_REDIS_PREFIX", "fitmate:cluster:"),
+		ClusterRedisTimeout: l.duration("CLUSTER_REDIS_TIMEOUT", time.Second),
 
 		JWTIssuer:    l.str("JWT_ISSUER", ""),
 		JWTAudience:  l.str("JWT_AUDIENCE", ""),
@@ -136,6 +153,9 @@ func Load(getenv func(string) string) (Config, error) {
 		StoreTimeout:       l.duration("STORE_TIMEOUT", 5*time.Second),
 		ShutdownTimeout:    l.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 		ShutdownDrainDelay: l.duration("SHUTDOWN_DRAIN_DELAY", 0),
+		HTTPReadTimeout:    l.duration("HTTP_READ_TIMEOUT", 10*time.Second),
+		HTTPWriteTimeout:   l.duration("HTTP_WRITE_TIMEOUT", 60*time.Second),
+		HTTPIdleTimeout:    l.duration("HTTP_IDLE_TIMEOUT", 2*time.Minute),
 
 		TwilioAccountSID:          l.str("TWILIO_ACCOUNT_SID", ""),
 		TwilioAuthToken:           l.str("TWILIO_AUTH_TOKEN", ""),
@@ -168,6 +188,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PprofAddr: l.str("PPROF_ADDR", ""),
 	}
 	c.MongoDB = l.str("MONGODB_DB", databaseFromURI(c.MongoURI))
+	c.Scheduler = l.loadScheduler()
 
 	if s := l.getenv("JWT_SECRET"); s != "" {
 		if len(s) < MinJWTSecretBytes {
@@ -195,11 +216,15 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("REDIS_URL must start with redis:// or rediss://")
 	}
 	l.checkSMS(&c)
+	l.checkCluster(&c)
 	if c.PingTimeout <= 0 || c.PingInterval <= 0 {
 		l.fail("SOCKET_PING_INTERVAL and SOCKET_PING_TIMEOUT must be positive")
 	}
 	if c.StoreTimeout <= 0 {
 		l.fail("STORE_TIMEOUT must be positive")
+	}
+	if c.HTTPReadTimeout <= 0 || c.HTTPWriteTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
+		l.fail("HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT and HTTP_IDLE_TIMEOUT must be positive")
 	}
 	if c.ShutdownTimeout <= c.ShutdownDrainDelay {
 		l.fail("SHUTDOWN_TIMEOUT must be longer than SHUTDOWN_DRAIN_DELAY")
@@ -258,6 +283,25 @@ func (l *loader) checkSMS(c *Config) {
 	}
 }
 
+// checkCluster validates the settings of running as several pods.
+func (l *loader) checkCluster(c *Config) {
+	if c.PresenceGrace > 5*time.Minute {
+		l.fail("PRESENCE_GRACE=%s: want at most 5m (0 announces userOffline at once)", c.PresenceGrace)
+	}
+	if c.PresencePodTTL < 3*time.Second || c.PresencePodTTL > 10*time.Minute {
+		l.fail("PRESENCE_POD_TTL=%s: want from 3s to 10m (a pod renews its lease every third of it)", c.PresencePodTTL)
+	}
+	if c.ClusterRedisTimeout < 10*time.Millisecond || c.ClusterRedisTimeout > 30*time.Second {
+		l.fail("CLUSTER_REDIS_TIMEOUT=%s: want from 10ms to 30s", c.ClusterRedisTimeout)
+	} else if c.ClusterRedisTimeout > c.PresencePodTTL/3 {
+		l.fail("CLUSTER_REDIS_TIMEOUT=%s must be at most a third of PRESENCE_POD_TTL (%s), the lease renewal period, or slow renewals read as a dead pod",
+			c.ClusterRedisTimeout, c.PresencePodTTL)
+	}
+	if strings.ContainsAny(c.ClusterRedisPrefix, "{} \t\r\n") {
+		l.fail("CLUSTER_REDIS_PREFIX=%q: no braces (the keys' hash tag) and no spaces", c.ClusterRedisPrefix)
+	}
+}
+
 // Addr is the address the server listens on.
 func (c Config) Addr() string { return fmt.Sprintf("%s:%d", c.Host, c.Port) }
 
@@ -287,6 +331,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("mongodb", mongo),
 		slog.String("database", c.MongoDB),
 		slog.String("redis", redis),
+		slog.Duration("presence_grace", c.PresenceGrace),
+		slog.Duration("presence_pod_ttl", c.PresencePodTTL),
+		slog.String("cluster_redis_prefix", c.ClusterRedisPrefix),
 		slog.String("jwt", strings.Join(jwt, "+")),
 		slog.String("jwt_user_claim", c.JWTUserClaim),
 		slog.Bool("service_api_key_set", c.ServiceAPIKey != ""),
@@ -296,6 +343,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("sms_allowed_countries", c.SMSAllowedCountries),
 		slog.String("public_url", c.PublicURL),
 		slog.Int("trusted_proxies", len(c.TrustedProxies)),
+		slog.Bool("scheduler_enabled", c.Scheduler.Enabled),
+		slog.String("scheduler_time_zone", c.Scheduler.Location.String()),
+		slog.Any("scheduler_schedules", c.Scheduler.Schedules),
 	)
 }
 

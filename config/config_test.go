@@ -51,12 +51,15 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 		"STORE_TIMEOUT":    "soon",
 		"SERVICE_API_KEY":  "abc",
 		"MONGODB_URI":      "postgres://x",
+		"PRESENCE_GRACE":   "soon",
+		"PRESENCE_POD_TTL": "1s",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
 	for _, want := range []string{"JWT_SECRET is 5 bytes", "PORT=", "CHAT_ROOM_POLICY=", `"*" is refused`,
-		`"example.com" is not an origin`, "STORE_TIMEOUT=", "SERVICE_API_KEY is 3 bytes", "MONGODB_URI must"} {
+		`"example.com" is not an origin`, "STORE_TIMEOUT=", "SERVICE_API_KEY is 3 bytes", "MONGODB_URI must",
+		"PRESENCE_GRACE=", "PRESENCE_POD_TTL=1s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -135,6 +138,12 @@ func TestLoadTable(t *testing.T) {
 		{"message length 0", map[string]string{"JWT_SECRET": secret, "CHAT_MAX_MESSAGE_LENGTH": "0"}, "CHAT_MAX_MESSAGE_LENGTH", nil},
 		{"payload cap below 1 KB", map[string]string{"JWT_SECRET": secret, "SOCKET_MAX_PAYLOAD_BYTES": "100"}, "SOCKET_MAX_PAYLOAD_BYTES", nil},
 		{"store timeout 0", map[string]string{"JWT_SECRET": secret, "STORE_TIMEOUT": "0s"}, "STORE_TIMEOUT must be positive", nil},
+		{"body timeout 0", map[string]string{"JWT_SECRET": secret, "HTTP_READ_TIMEOUT": "0s"}, "HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT and HTTP_IDLE_TIMEOUT must be positive", nil},
+		{"http timeouts", map[string]string{"JWT_SECRET": secret, "HTTP_READ_TIMEOUT": "3s", "HTTP_WRITE_TIMEOUT": "7s"}, "", func(t *testing.T, c Config) {
+			if c.HTTPReadTimeout != 3*time.Second || c.HTTPWriteTimeout != 7*time.Second || c.HTTPIdleTimeout != 2*time.Minute {
+				t.Errorf("HTTP timeouts %v %v %v", c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout)
+			}
+		}},
 		{"negative duration", map[string]string{"JWT_SECRET": secret, "SOCKET_PING_INTERVAL": "-1s"}, "SOCKET_PING_INTERVAL", nil},
 		{"short store timeout", map[string]string{"JWT_SECRET": secret, "STORE_TIMEOUT": "1s"}, "", func(t *testing.T, c Config) {
 			if c.StoreTimeout != time.Second {
@@ -142,6 +151,23 @@ func TestLoadTable(t *testing.T) {
 			}
 		}},
 		{"origin with a path", map[string]string{"JWT_SECRET": secret, "CORS_ORIGIN": "https://app.example.com/chat"}, "is not an origin", nil},
+		{"cluster defaults", map[string]string{"JWT_SECRET": secret}, "", func(t *testing.T, c Config) {
+			if c.PresenceGrace != 5*time.Second || c.PresencePodTTL != 15*time.Second ||
+				c.ClusterRedisPrefix != "fitmate:cluster:" || c.ClusterRedisTimeout != time.Second {
+				t.Errorf("cluster defaults %v %v %q %v", c.PresenceGrace, c.PresencePodTTL, c.ClusterRedisPrefix, c.ClusterRedisTimeout)
+			}
+		}},
+		{"cluster settings", map[string]string{"JWT_SECRET": secret, "PRESENCE_GRACE": "0s", "PRESENCE_POD_TTL": "30s",
+			"CLUSTER_REDIS_PREFIX": "blue:", "CLUSTER_REDIS_TIMEOUT": "250ms"}, "", func(t *testing.T, c Config) {
+			if c.PresenceGrace != 0 || c.PresencePodTTL != 30*time.Second || c.ClusterRedisPrefix != "blue:" || c.ClusterRedisTimeout != 250*time.Millisecond {
+				t.Errorf("cluster settings %v %v %q %v", c.PresenceGrace, c.PresencePodTTL, c.ClusterRedisPrefix, c.ClusterRedisTimeout)
+			}
+		}},
+		{"grace too long", map[string]string{"JWT_SECRET": secret, "PRESENCE_GRACE": "1h"}, "PRESENCE_GRACE=1h0m0s: want at most 5m", nil},
+		{"pod TTL too short", map[string]string{"JWT_SECRET": secret, "PRESENCE_POD_TTL": "1s"}, "PRESENCE_POD_TTL=1s: want from 3s", nil},
+		{"redis timeout over the lease renewal", map[string]string{"JWT_SECRET": secret, "PRESENCE_POD_TTL": "3s",
+			"CLUSTER_REDIS_TIMEOUT": "1500ms"}, "must be at most a third of PRESENCE_POD_TTL", nil},
+		{"prefix with a hash tag", map[string]string{"JWT_SECRET": secret, "CLUSTER_REDIS_PREFIX": "{fitmate}:"}, "CLUSTER_REDIS_PREFIX", nil},
 		{"embedded store by default", map[string]string{"JWT_SECRET": secret, "DATA_DIR": "/var/lib/commserver"}, "", func(t *testing.T, c Config) {
 			if c.MongoURI != "" || c.DataDir != "/var/lib/commserver" {
 				t.Errorf("store config %q %q", c.MongoURI, c.DataDir)

@@ -51,9 +51,20 @@ type SocketDeps struct {
 // session is what the server knows about one socket.
 type session struct {
 	Principal
-	limiter *tokenBucket
-	expiry  *time.Timer
-	gate    *connectGate // packets held since the CONNECT; released on connection
+	gate *connectGate // packets held since the CONNECT; released on connection
+
+	// The socket's lifecycle. The connection handler waits on the store
+	// (unread count, presence) while the client may already be gone, so the
+	// teardown is registered before anything waits, and its presence part
+	// waits for the connection handler to finish: a user's userOnline always
+	// goes out before the matching userOffline, and a socket that was
+	// recorded is always forgotten.
+	ready     chan struct{} // closed when the connection handler has finished
+	presented bool          // Presence.Connect answered: a Disconnect is owed (set before ready closes)
+	mu        sync.Mutex
+	gone      bool        // the socket disconnected
+	expiry    *time.Timer // token expiry while connected
+	flooding  bool        // closed for flooding: further events are dropped unanswered
 }
 
 // handlerTimeout bounds one event's work (the store calls inside have their own, shorter deadlines).
@@ -64,6 +75,8 @@ const handlerTimeout = 15 * time.Second
 // events), so one socket's slow store call never holds up another's.
 func (h *Hub) Serve(d SocketDeps) {
 	h.deps = d
+	h.limits = newEventLimits(d.EventsPerMinute, d.EventBurst)
+	h.logs = newLogLimiter(10 * time.Second)
 	h.handlers = map[string]handler{
 		"joinChat":    syncHandler(h.joinChat),
 		"leaveChat":   syncHandler(h.leaveChat),
@@ -113,7 +126,7 @@ func (h *Hub) authenticate(s *socket.Socket, next func(*socket.ExtendedError)) {
 		return
 	}
 	h.deps.Metrics.handshake("ok")
-	s.SetData(&session{Principal: p, limiter: newTokenBucket(h.deps.EventsPerMinute, h.deps.EventBurst), gate: gate})
+	s.SetData(&session{Principal: p, gate: gate, ready: make(chan struct{})})
 	next(nil)
 }
 
@@ -128,34 +141,37 @@ func (h *Hub) onConnect(s *socket.Socket) {
 		s.Disconnect(true)
 		return
 	}
+	defer close(sess.ready)
+	uid := sess.UserID
+	sid := string(s.Id())
+
+	// Teardown first, before anything below can wait: a client that drops
+	// the moment its CONNECT is answered must still be seen leaving, or it
+	// stays online forever (a "ghost socket").
+	h.deps.Metrics.connected.Inc()
+	var once sync.Once
+	teardown := func() { once.Do(func() { h.onDisconnect(sess, sid) }) }
+	_ = s.On("disconnect", func(...any) { teardown() })
+	if !s.Connected() { // gone before the listener was in place: it will not fire
+		teardown()
+		return
+	}
+	if rs := s.Conn().ReadyState(); rs != "open" {
+		// zishang520/socket.io checks the connection is open, then registers
+		// the socket with its client; a close in between never reaches the
+		// socket, which would stay connected forever. Close it ourselves.
+		h.log.Debug("socket's connection closed while it was being connected", "user", uid, "state", rs)
+		s.Disconnect(true)
+		teardown()
+		return
+	}
+
 	// The socket is in the library's tables now: what the client sent right
 	// after the CONNECT answer can go to it. It is queued behind this handler,
 	// so it meets the listeners registered below.
 	sess.gate.release()
 	sess.gate = nil
-	uid := sess.UserID
 	s.Join(userRoom(uid))
-	h.deps.Metrics.connected.Inc()
-
-	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
-	defer cancel()
-	if n, err := h.deps.Unread.UnreadCount(ctx, uid); err != nil {
-		h.log.Warn("unread count on connect", "user", uid, "err", err)
-	} else {
-		_ = s.Emit(notify.EventUnreadCount, n)
-	}
-	if first, err := h.deps.Presence.Connect(ctx, uid, string(s.Id())); err != nil {
-		h.log.Warn("presence connect", "user", uid, "err", err)
-	} else if first {
-		h.announce(ctx, uid, eventUserOnline, map[string]any{"userId": uid, "socketId": string(s.Id())})
-	}
-
-	if !sess.ExpiresAt.IsZero() {
-		sess.expiry = time.AfterFunc(time.Until(sess.ExpiresAt)+clockLeeway, func() {
-			_ = s.Emit(eventError, map[string]any{"code": string(CodeTokenExpired), "message": expiredWhileConnectedMessage})
-			closeAfterFlush(s, time.Second)
-		})
-	}
 
 	// One listener per socket dispatches every event (a listener per event
 	// costs each idle socket memory in the library's emitter).
@@ -176,19 +192,61 @@ func (h *Hub) onConnect(s *socket.Socket) {
 			ack([]any{failure(commserver.Errorf(commserver.CodeNotFound, "unknown event %q", name))}, nil)
 		}
 	})
-	_ = s.On("disconnect", func(...any) {
-		h.deps.Metrics.connected.Dec()
-		if sess.expiry != nil {
-			sess.expiry.Stop()
+
+	if !sess.ExpiresAt.IsZero() {
+		sess.mu.Lock()
+		if !sess.gone {
+			sess.expiry = time.AfterFunc(time.Until(sess.ExpiresAt)+clockLeeway, func() {
+				_ = s.Emit(eventError, map[string]any{"code": string(CodeTokenExpired), "message": expiredWhileConnectedMessage})
+				closeAfterFlush(s, time.Second)
+			})
 		}
+		sess.mu.Unlock()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+	defer cancel()
+	if n, err := h.deps.Unread.UnreadCount(ctx, uid); err != nil {
+		h.log.Warn("unread count on connect", "user", uid, "err", err)
+	} else {
+		_ = s.Emit(notify.EventUnreadCount, n)
+	}
+	first, err := h.deps.Presence.Connect(ctx, uid, sid)
+	if err != nil {
+		h.log.Warn("presence connect", "user", uid, "err", err)
+		return
+	}
+	sess.presented = true
+	if first {
+		h.announce(ctx, uid, eventUserOnline, map[string]any{"userId": uid, "socketId": sid})
+	}
+}
+
+// onDisconnect is a socket's teardown, run once. Its presence part waits
+// for the connection handler (off the library's goroutine), so that what
+// the handler recorded is forgotten and announced after what it announced.
+func (h *Hub) onDisconnect(sess *session, sid string) {
+	h.deps.Metrics.connected.Dec()
+	sess.mu.Lock()
+	sess.gone = true
+	if sess.expiry != nil {
+		sess.expiry.Stop()
+	}
+	sess.mu.Unlock()
+	go func() {
+		<-sess.ready
+		if !sess.presented {
+			return
+		}
+		uid := sess.UserID
 		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 		defer cancel()
-		if last, err := h.deps.Presence.Disconnect(ctx, uid, string(s.Id())); err != nil {
+		if last, err := h.deps.Presence.Disconnect(ctx, uid, sid); err != nil {
 			h.log.Warn("presence disconnect", "user", uid, "err", err)
 		} else if last {
 			h.announce(ctx, uid, eventUserOffline, map[string]any{"userId": uid})
 		}
-	})
+	}()
 }
 
 // announce tells a user's presence change to the admins and to the rooms the
@@ -261,17 +319,29 @@ func (h *Hub) handle(s *socket.Socket, sess *session, event string, fn handler, 
 	fn(ctx, s, sess, p, reply)
 }
 
-// allow applies the socket's event rate. A refused event is answered
-// RATE_LIMITED (ack and error event); a socket that keeps flooding far past
-// its refusals is closed at the transport level.
+// allow applies the user's event rate (shared by the user's sockets and
+// kept across reconnects). A refused event is answered RATE_LIMITED (ack and
+// error event); a socket that keeps flooding far past its refusals is closed
+// at the transport level, once, and what it sends meanwhile is dropped.
 func (h *Hub) allow(s *socket.Socket, sess *session, event string, ack socket.Ack) bool {
-	if sess.limiter.allow() {
+	now := time.Now()
+	ok, abusive := h.limits.allow(sess.UserID, now)
+	if ok {
 		return true
+	}
+	sess.mu.Lock()
+	flooding := sess.flooding
+	sess.flooding = flooding || abusive
+	sess.mu.Unlock()
+	if flooding {
+		return false
 	}
 	h.fail(s, sess, event, ack, &commserver.Error{Code: commserver.CodeRateLimited,
 		Message: fmt.Sprintf("too many events: at most %d a minute", h.deps.EventsPerMinute)})
-	if sess.limiter.abusive() {
-		h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event)
+	if abusive {
+		if ok, dropped := h.logs.allow("flood "+sess.UserID, now); ok {
+			h.log.Warn("socket closed for flooding", "user", sess.UserID, "event", event, "suppressed", dropped)
+		}
 		closeAfterFlush(s, time.Second)
 	}
 	return false
@@ -311,7 +381,9 @@ func (h *Hub) fail(s *socket.Socket, sess *session, event string, ack socket.Ack
 	if code == commserver.CodeInternal {
 		h.log.Error("event failed", "event", event, "user", sess.UserID, "err", err)
 	} else if code == commserver.CodeStorageUnavailable {
-		h.log.Warn("event failed: store unavailable", "event", event, "user", sess.UserID, "err", err)
+		if ok, dropped := h.logs.allow("store unavailable", time.Now()); ok {
+			h.log.Warn("event failed: store unavailable", "event", event, "user", sess.UserID, "err", err, "suppressed", dropped)
+		}
 	}
 	msg := commserver.ErrorMessage(err)
 	body := map[string]any{"code": string(code), "message": msg, "event": event}
@@ -432,42 +504,4 @@ func (h *Hub) joinAsAdmin(ctx context.Context, s *socket.Socket, sess *session, 
 	s.Join(adminRoom)
 	_ = s.Emit(eventAllChatUsers, users)
 	return map[string]any{"count": len(users)}, nil
-}
-
-// tokenBucket limits one socket's events: burst at once, refilled at perMinute.
-type tokenBucket struct {
-	mu       sync.Mutex
-	tokens   float64
-	burst    float64
-	perSec   float64
-	last     time.Time
-	refused  int // refusals since the bucket last had a token
-	maxRefus int
-}
-
-func newTokenBucket(perMinute, burst int) *tokenBucket {
-	return &tokenBucket{tokens: float64(burst), burst: float64(burst), perSec: float64(perMinute) / 60,
-		last: time.Now(), maxRefus: max(10*burst, 100)}
-}
-
-func (b *tokenBucket) allow() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.perSec)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		b.refused = 0
-		return true
-	}
-	b.refused++
-	return false
-}
-
-// abusive reports a client that keeps sending far past its refusals.
-func (b *tokenBucket) abusive() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.refused > b.maxRefus
 }

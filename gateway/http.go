@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/goals"
 	"github.com/fitmate/commserver/notify"
 	"github.com/fitmate/commserver/sms"
 	"github.com/gin-gonic/gin"
@@ -35,10 +37,22 @@ type HTTPDeps struct {
 	Metrics       *Metrics
 	Log           *slog.Logger
 
+	// ReadTimeout bounds the read of a request body (the header read is the
+	// http.Server's); WriteTimeout the write of an answer. A Socket.IO
+	// long-poll may be held for PingInterval more before it is answered.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	PingInterval time.Duration
+
 	// SMS sends texts and runs phone verification. TrustedProxies are the
 	// proxies (Nginx) whose X-Forwarded-For names the client, for its limits.
 	SMS            *sms.Service
 	TrustedProxies []netip.Prefix
+
+	// Jobs runs the scheduled jobs (nil: the admin job routes answer 503);
+	// Goals keeps the goals goal-check watches (gateway/jobs_http.go, goals_http.go).
+	Jobs  Jobs
+	Goals *goals.Service
 }
 
 // api is the REST surface's handlers and what they share.
@@ -54,7 +68,49 @@ func NewHandler(d HTTPDeps) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", a.originGate(a.pollingGuard(trimUpgrades(d.Hub.Handler()))))
 	mux.Handle("/", a.routes())
-	return mux
+	return a.deadlines(mux)
+}
+
+// deadlines bounds every request's body read and answer write, so a client
+// that trickles its body (or reads its answer) a byte at a time cannot hold
+// a connection, and with it one of the process's file descriptors, for long.
+// The read deadline ends when the body has been read: a long-poll GET has no
+// body and waits as long as the engine holds it, and a WebSocket upgrade
+// clears both deadlines when net/http hands the connection over.
+func (a *api) deadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		now := time.Now()
+		if r.Body != nil && r.Body != http.NoBody && a.ReadTimeout > 0 {
+			_ = rc.SetReadDeadline(now.Add(a.ReadTimeout))
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		}
+		if a.WriteTimeout > 0 {
+			write := a.WriteTimeout
+			if strings.HasPrefix(r.URL.Path, "/socket.io/") {
+				write += a.PingInterval
+			}
+			_ = rc.SetWriteDeadline(now.Add(write))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody clears the connection's read deadline once the body has been
+// read to its end, so the deadline never outlives the body it bounds.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // originGate refuses a browser request from an origin not in CORS_ORIGIN,
@@ -64,7 +120,8 @@ func NewHandler(d HTTPDeps) http.Handler {
 func (a *api) originGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(a.CORSOrigins, o) {
-			writeJSON(w, http.StatusForbidden, errorBody(commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", o)))
+			// The origin is the caller's text: quoted, and cut, in the answer.
+			writeJSON(w, http.StatusForbidden, errorBody(commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", commserver.Truncate(o, 100))))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -128,6 +185,7 @@ var statusOf = map[commserver.Code]int{
 	commserver.CodeNotFound:           http.StatusNotFound,
 	commserver.CodeConflict:           http.StatusConflict,
 	commserver.CodeTooLarge:           http.StatusRequestEntityTooLarge,
+	commserver.CodeRequestTimeout:     http.StatusRequestTimeout,
 	commserver.CodeRateLimited:        http.StatusTooManyRequests,
 	commserver.CodeStorageUnavailable: http.StatusServiceUnavailable,
 	commserver.CodeUnavailable:        http.StatusServiceUnavailable,
@@ -255,6 +313,8 @@ func decodeJSON(c *gin.Context, dst any) error {
 		return nil
 	case errors.As(err, &big):
 		return bodyTooLarge(big)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return commserver.Errorf(commserver.CodeRequestTimeout, "request body was not received in time")
 	case errors.Is(err, io.EOF):
 		return commserver.Invalid("", "request body is empty; send a JSON object")
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):

@@ -43,6 +43,8 @@ type Hub struct {
 
 	deps     SocketDeps
 	handlers map[string]handler // client events by name
+	limits   *eventLimits       // client events per user
+	logs     *logLimiter        // log lines that a flood could repeat
 
 	draining  chan struct{} // closed when shutdown starts: /readyz answers 503
 	drainOnce sync.Once

@@ -183,37 +183,6 @@ func TestAckBodies(t *testing.T) {
 	}
 }
 
-func TestTokenBucket(t *testing.T) {
-	b := newTokenBucket(60, 3)
-	for i := 0; i < 3; i++ {
-		if !b.allow() {
-			t.Fatalf("event %d of the burst refused", i)
-		}
-	}
-	if b.allow() {
-		t.Fatal("event past the burst allowed")
-	}
-	if b.abusive() {
-		t.Fatal("one refusal is not abuse")
-	}
-	for i := 0; i < 100; i++ {
-		b.allow()
-	}
-	if !b.abusive() {
-		t.Fatal("101 refusals in a row are abuse")
-	}
-	// Refill: pretend a second passed (60 a minute: one token).
-	b.mu.Lock()
-	b.last = b.last.Add(-1100 * 1_000_000)
-	b.mu.Unlock()
-	if !b.allow() {
-		t.Fatal("no token after a second at 60 a minute")
-	}
-	if b.abusive() {
-		t.Fatal("an allowed event resets the refusals")
-	}
-}
-
 func TestWellFormedPollingPayload(t *testing.T) {
 	tests := []struct {
 		body string

@@ -55,6 +55,14 @@ func (a *api) routes() http.Handler {
 	r.POST("/notifications/goal-achieved", a.service, a.goalAchievedNotification)
 	r.POST("/notifications/workout-reminder", a.service, a.workoutReminderNotification)
 
+	// scheduled jobs and the goals goal-check watches
+	r.GET("/admin/jobs", a.service, a.listJobs)
+	r.POST("/admin/jobs/:name/run", a.service, a.runJob)
+	r.GET("/goals/:userId", a.service, a.listGoals)
+	r.PUT("/goals/:userId/:goalId", a.service, a.putGoal)
+	r.GET("/goals/:userId/:goalId", a.service, a.getGoal)
+	r.DELETE("/goals/:userId/:goalId", a.service, a.deleteGoal)
+
 	return r
 }
 

@@ -49,6 +49,9 @@ type Store interface {
 	// NotificationContact reads the user's phone number and SMS opt-in from
 	// users; a user without a document has the zero Contact.
 	NotificationContact(ctx context.Context, userID string) (Contact, error)
+	// InsertNotificationOnce stores n under its ID unless a notification
+	// with that ID exists; then it returns that one and created false.
+	InsertNotificationOnce(ctx context.Context, n Notification) (stored Notification, created bool, err error)
 }
 
 // Publisher delivers an event to every socket of a user, on every instance

@@ -1,9 +1,16 @@
-// Package presence tracks which users have sockets open. The gateway records
-// each socket's connect and disconnect; chat and notify ask who is online.
+// Package presence tracks which users have sockets open, on every pod. The
+// gateway records each socket's connect and disconnect; chat and notify ask
+// who is online.
 //
-// Memory serves a single instance. A multi-instance deployment needs a shared
-// implementation (Redis) behind the same methods: the gateway and the domain
-// packages take interfaces, so it drops in without touching them.
+// Tracker is the cluster-wide presence: one code path over a Store, either
+// MemoryStore (one instance) or cluster.PresenceStore (Redis, many pods). It
+// announces userOnline on a user's first socket anywhere and userOffline
+// after a grace past their last one anywhere, each once across pods, and
+// survives pods that die without a goodbye and a Redis that goes away.
+//
+// Memory is the synchronous, single-instance presence the gateway used before
+// Tracker (Connect answers "first", Disconnect "last", no grace). It stays
+// until the gateway is wired to Tracker (docs/cluster.md).
 package presence
 
 import (

@@ -182,7 +182,7 @@ func (s *Service) SendOffline(ctx context.Context, userID, phoneNumber, title, b
 	if err := s.allowNumber(ctx, to); err != nil {
 		return err
 	}
-	text := notificationText(truncateRunes(title, maxNotificationTitle), truncateRunes(body, maxNotificationBody), s.o.AppURL)
+	text := notificationText(commserver.Truncate(title, maxNotificationTitle), commserver.Truncate(body, maxNotificationBody), s.o.AppURL)
 	res, err := s.deliver(ctx, to, TemplateNotification, text, text, "")
 	if err == nil {
 		s.log.Debug("sms: offline notification sent", "user_id", userID, "log_id", res.LogID)

@@ -30,12 +30,3 @@ func otpText(code string, ttl time.Duration) string {
 func notificationText(title, body, appURL string) string {
 	return "[FitMate] " + title + "\n\n" + body + "\n\n앱에서 확인: " + appURL
 }
-
-// truncateRunes shortens s to at most n characters, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}

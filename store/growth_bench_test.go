@@ -59,7 +59,7 @@ func BenchmarkEmbeddedGrowth(b *testing.B) {
 	defer func() { d.Close(ctx) }() // the one open at the end
 	opened := time.Since(start)
 
-	chatSvc := chat.NewService(d, discardPublisher{}, presence.NewMemory(), nil,
+	chatSvc := chat.NewService(d, discardPublisher{}, presence.NewMemory(), nil, nil,
 		chat.Options{MaxMessageLength: 4000, MaxRoomIDLength: 64, StoreTimeout: timeout}, log)
 	notifySvc := notify.New(d, discardPublisher{}, presence.NewMemory(), nil, notify.Options{}, log)
 	rng := rand.New(rand.NewPCG(7, 11))

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	commserver "github.com/fitmate/commserver"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -662,6 +663,49 @@ func (x *embeddedIndex) expired(users []string, now time.Time) {
 			}
 		})
 	}
+}
+
+// removed records that messages were deleted for good (moved to the archive).
+func (x *embeddedIndex) removed(docs []messageDoc) {
+	byRoom := map[string][]messageDoc{}
+	for _, m := range docs {
+		byRoom[m.ChatRoomID] = append(byRoom[m.ChatRoomID], m)
+	}
+	for room, ms := range byRoom {
+		x.withTail(room, func(t *roomTail) {
+			for _, m := range ms {
+				t.total--
+				if !m.IsDeleted {
+					t.live--
+				}
+				t.msgs = slices.DeleteFunc(t.msgs, func(c messageDoc) bool { return c.ID == m.ID })
+			}
+		})
+	}
+}
+
+// unindexDeleted updates the index after a delete of these messages (each
+// conditioned on its version): those now gone are removed; with no answer,
+// their rooms are read from the documents from now on.
+func (d *DB) unindexDeleted(ctx context.Context, docs []messageDoc, err error) {
+	if err != nil && !errors.Is(err, commserver.ErrStorageUnavailable) {
+		err = nil // the server refused some deletes: look which ones went
+	}
+	var gone []messageDoc
+	for _, m := range docs {
+		if err == nil {
+			_, err2 := d.messageByID(ctx, m.ID)
+			if errors.Is(err2, mongo.ErrNoDocuments) {
+				gone = append(gone, m)
+				continue
+			}
+			if err2 == nil {
+				continue // kept: changed since it was copied
+			}
+		}
+		d.index.markStale("room:", m.ChatRoomID)
+	}
+	d.index.removed(gone)
 }
 
 // Lookups.

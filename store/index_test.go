@@ -367,3 +367,52 @@ func TestRetriedClientKeyFindsTheOriginal(t *testing.T) {
 		t.Fatalf("retry after a restart: %+v, want the original %s", again, first.m.ID)
 	}
 }
+
+// The scheduler's writes keep the index right: a notification created once
+// (and its retry), and old messages moved to the archive, one of them
+// changed between the copy and the delete (so kept).
+func TestIndexFollowsTheSchedulersWrites(t *testing.T) {
+	d := openAt(t, t.TempDir())
+	defer d.Close(context.Background())
+	ctx := context.Background()
+	n := unreadNotification("u1", nil)
+	n.ID = bson.NewObjectID().Hex()
+	for range 2 {
+		if _, _, err := d.InsertNotificationOnce(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameUnread(t, d, []string{"u1"}, time.Now())
+	if got, _ := d.CountUnread(ctx, []string{"u1"}, time.Now()); got["u1"] != 1 {
+		t.Fatalf("created once, counted %d", got["u1"])
+	}
+
+	old := time.Now().UTC().Add(-400 * 24 * time.Hour).Truncate(time.Millisecond)
+	for i := range 12 {
+		m := testMessage("archived", fmt.Sprintf("m%d", i))
+		if i < 8 {
+			m.Timestamp = old.Add(time.Duration(i) * time.Minute)
+		}
+		if o := <-insertAsync(ctx, d, m); o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	recent, _ := d.RecentMessages(ctx, "archived", 50)
+	if _, err := d.SoftDeleteMessage(ctx, recent[len(recent)-1].ID); err != nil { // the oldest: counted as deleted
+		t.Fatal(err)
+	}
+	copied, err := d.CopyOldMessages(ctx, old.Add(time.Hour), 100)
+	if err != nil || len(copied) != 8 {
+		t.Fatalf("copied %d (%v), want 8", len(copied), err)
+	}
+	if _, err := d.SoftDeleteMessage(ctx, recent[len(recent)-2].ID); err != nil { // changed after the copy: kept
+		t.Fatal(err)
+	}
+	if n, err := d.DeleteArchivedMessages(ctx, copied); err != nil || n != 7 {
+		t.Fatalf("deleted %d (%v), want 7", n, err)
+	}
+	sameHistory(t, d, "archived")
+	if _, total, err := d.MessagesPage(ctx, "archived", 1, 20); err != nil || total != 4 {
+		t.Fatalf("%d left (%v), want the 4 recent ones", total, err)
+	}
+}

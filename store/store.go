@@ -319,6 +319,14 @@ func (d *DB) ensureIndexes(ctx context.Context) error {
 		{colNotifications, bson.D{{Key: "expiresAt", Value: 1}}, options.Index().SetExpireAfterSeconds(0)},
 		{colSMSLogs, bson.D{{Key: "timestamp", Value: -1}}, nil},
 		{colSMSLogs, bson.D{{Key: "twilioSid", Value: 1}}, nil},
+		// The scheduler's reads (store/jobs.go, store/goals.go).
+		{colNotifications, bson.D{{Key: "type", Value: 1}, {Key: "createdAt", Value: 1}}, nil},
+		{colJobRuns, bson.D{{Key: "job", Value: 1}, {Key: "startedAt", Value: -1}}, nil},
+		{colJobDeliveries, bson.D{{Key: "job", Value: 1}, {Key: "period", Value: 1}}, nil},
+		{colJobDeliveries, bson.D{{Key: "at", Value: 1}}, nil},
+		{colConnections, bson.D{{Key: "lastConnectedAt", Value: 1}}, nil},
+		{colArchive, bson.D{{Key: "chatRoomId", Value: 1}, {Key: "timestamp", Value: -1}}, nil},
+		{colGoals, bson.D{{Key: "userId", Value: 1}}, nil},
 		{colOutbox, bson.D{{Key: "until", Value: 1}}, nil},
 	}
 	if err := d.ensureCollections(ctx); err != nil {

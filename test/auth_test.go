@@ -5,11 +5,13 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	commserver "github.com/fitmate/commserver"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -185,7 +187,8 @@ func TestForeignOriginIsRefused(t *testing.T) {
 		for _, tc := range []struct {
 			origin string
 			want   int
-		}{{"https://evil.example", 403}, {appOrigin + ".evil.example", 403}, {"null", 403}, {appOrigin, 200}, {"", 200}} {
+		}{{"https://evil.example", 403}, {appOrigin + ".evil.example", 403}, {"null", 403}, {appOrigin, 200}, {"", 200},
+			{"https://" + strings.Repeat("a", 100_000) + ".example", 403}} {
 			req, _ := http.NewRequest("GET", srv.URL+"/socket.io/?EIO=4&transport=polling", nil)
 			if tc.origin != "" {
 				req.Header.Set("Origin", tc.origin)
@@ -194,9 +197,13 @@ func TestForeignOriginIsRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != tc.want {
-				t.Errorf("Origin %q: status %d, want %d", tc.origin, resp.StatusCode, tc.want)
+				t.Errorf("Origin %q: status %d, want %d", commserver.Truncate(tc.origin, 40), resp.StatusCode, tc.want)
+			}
+			if len(body) > 1024 {
+				t.Errorf("Origin of %d bytes: answer of %d bytes echoes it", len(tc.origin), len(body))
 			}
 			if tc.want == 200 && tc.origin != "" && resp.Header.Get("Access-Control-Allow-Origin") != tc.origin {
 				t.Errorf("Origin %q: Access-Control-Allow-Origin %q", tc.origin, resp.Header.Get("Access-Control-Allow-Origin"))

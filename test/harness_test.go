@@ -108,11 +108,23 @@ func freePort(t testing.TB) int {
 // directory (unless DATA_DIR is given) and extra environment, and waits for /healthz.
 func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
-	return startServerBinary(t, binary, extra...)
+	return startServerOn(t, 0, extra...)
+}
+
+// startServerOn is startServer on a given port (0: a free one).
+func startServerOn(t testing.TB, port int, extra ...string) *server {
+	t.Helper()
+	return startServerBinaryOn(t, binary, port, extra...)
 }
 
 // startServerBinary is startServer running another build of the server (see buildOnce).
 func startServerBinary(t testing.TB, bin string, extra ...string) *server {
+	t.Helper()
+	return startServerBinaryOn(t, bin, 0, extra...)
+}
+
+// startServerBinaryOn is startServerBinary on a given port (0: a free one).
+func startServerBinaryOn(t testing.TB, bin string, port int, extra ...string) *server {
 	t.Helper()
 	env := []string{
 		"HOST=127.0.0.1",
@@ -135,7 +147,10 @@ func startServerBinary(t testing.TB, bin string, extra ...string) *server {
 	}
 	env = append(env, extra...)
 	s := &server{t: t, bin: bin, DataDir: dataDir, env: env}
-	s.start()
+	if port == 0 {
+		port = freePort(t)
+	}
+	s.startOn(port)
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {

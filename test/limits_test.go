@@ -3,10 +3,13 @@ package test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	ws "github.com/gorilla/websocket"
 )
 
 // Input limits and malformed input on one server: each is refused with a
@@ -215,7 +218,7 @@ func TestInputLimits(t *testing.T) {
 	})
 }
 
-// The per-socket event rate: events past the burst are refused with
+// The per-user event rate: events past the burst are refused with
 // RATE_LIMITED (and an error event), the socket stays connected, and the
 // bucket refills.
 func TestRateLimit(t *testing.T) {
@@ -245,10 +248,12 @@ func TestRateLimit(t *testing.T) {
 	if st := c.state("alice"); st["connected"] != true {
 		t.Fatalf("rate-limited socket was disconnected: %v", st)
 	}
-	// Another socket of the same user has its own budget.
-	wantOK(t, "other socket", c.emitAck("other", "joinChat", map[string]any{"chatRoomId": "room-rate"}))
-	// Unknown events cost an answer too: they count against the same budget.
-	c.connect("ghost", token(alice))
+	// The budget is the user's: another socket of the same user shares it.
+	if e := ackError(c.emitAck("other", "joinChat", map[string]any{"chatRoomId": "room-rate"})); e == nil || e["code"] != "RATE_LIMITED" {
+		t.Fatalf("another socket of the same user: %v, want RATE_LIMITED", e)
+	}
+	// Unknown events cost an answer too: they count against the budget.
+	c.connect("ghost", token(bob))
 	codes := map[any]int{}
 	for i := 0; i < 15; i++ {
 		codes[ackError(c.emitAck("ghost", "noSuchEvent", map[string]any{}))["code"]]++
@@ -274,7 +279,7 @@ func TestFloodingSocketIsClosed(t *testing.T) {
 	srv := startServer(t, "SOCKET_EVENT_BURST=2", "SOCKET_EVENTS_PER_MINUTE=60")
 	c := newJS(t, srv)
 	c.connect("flood", token(carol))
-	c.connect("calm", token(carol))
+	c.connect("calm", token(bob))
 	for i := 0; i < 200; i++ { // max(10*burst, 100) refusals in a row are abuse
 		c.emit("flood", "leaveChat", map[string]any{"chatRoomId": "room-x"})
 	}
@@ -302,4 +307,61 @@ func nestedObject(depth int) map[string]any {
 		panic(err)
 	}
 	return m
+}
+
+// TestFloodWithReconnectsStaysWithinRate floods over raw WebSocket and
+// reconnects each time the server closes the socket, as a hostile client
+// would (socket.io-client reconnects by itself too). The budget is the
+// user's, kept across reconnects: over the whole run the server accepts no
+// more than the burst plus the rate times the time taken, and it logs the
+// closes a few lines at a time, not one line per refused event.
+func TestFloodWithReconnectsStaysWithinRate(t *testing.T) {
+	const burst, perMinute = 5, 60
+	srv := startServer(t, fmt.Sprintf("SOCKET_EVENT_BURST=%d", burst), fmt.Sprintf("SOCKET_EVENTS_PER_MINUTE=%d", perMinute))
+	u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+	start := time.Now()
+	accepted, closes := 0, 0
+	for time.Since(start) < 6*time.Second {
+		c, _, err := ws.DefaultDialer.Dial(u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := c.ReadMessage(); err != nil { // OPEN
+			t.Fatal(err)
+		}
+		_ = c.WriteMessage(ws.TextMessage, []byte(`40{"token":"`+token(carol)+`"}`))
+		if _, m, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(m), "40{") {
+			t.Fatalf("CONNECT answer %q: %v", m, err)
+		}
+		for i := 0; i < 300; i++ {
+			if c.WriteMessage(ws.TextMessage, []byte(fmt.Sprintf(`42%d["leaveChat",{"chatRoomId":"room-flood"}]`, i))) != nil {
+				break
+			}
+		}
+		for {
+			_, m, err := c.ReadMessage()
+			if err != nil {
+				if isTimeout(err) {
+					t.Fatal("the flooding socket was not closed")
+				}
+				closes++
+				break
+			}
+			if strings.HasPrefix(string(m), "43") && strings.Contains(string(m), `"ok":true`) {
+				accepted++
+			}
+		}
+		c.Close()
+	}
+	elapsed := time.Since(start)
+	if allowed := burst + int(elapsed.Seconds()*perMinute/60) + 1; accepted > allowed {
+		t.Fatalf("%d events accepted in %v over %d reconnects; the budget allows %d", accepted, elapsed, closes, allowed)
+	}
+	if closes < 2 {
+		t.Fatalf("only %d closes: the test did not reconnect", closes)
+	}
+	if n := strings.Count(srv.Logs(), "socket closed for flooding"); n < 1 || n > 2 {
+		t.Fatalf("%d log lines for %d closes in %v, want 1 or 2 (one per 10 s)", n, closes, elapsed)
+	}
 }

@@ -26,6 +26,36 @@ const Database = "fitmate"
 // before the server (or store.Open) uses dir: it runs its own FerretDB over
 // the same files and stops it again.
 func Insert(dir, collection string, docs ...any) error {
+	return with(dir, func(ctx context.Context, db *mongo.Database) error {
+		if _, err := db.Collection(collection).InsertMany(ctx, docs); err != nil {
+			return fmt.Errorf("storetest: insert into %s: %w", collection, err)
+		}
+		// Written behind the server's back: its index of the embedded store
+		// is rebuilt from the documents at the next start.
+		if _, err := db.Collection(store.IndexStateCollection).DeleteOne(ctx, bson.M{"_id": store.IndexStateID}); err != nil {
+			return fmt.Errorf("storetest: %w", err)
+		}
+		return nil
+	})
+}
+
+// Find returns the documents of collection matching filter, sorted by _id,
+// from the embedded store kept in dir, once nothing else uses dir (after
+// the store is closed).
+func Find(dir, collection string, filter any) ([]bson.M, error) {
+	var out []bson.M
+	err := with(dir, func(ctx context.Context, db *mongo.Database) error {
+		cur, err := db.Collection(collection).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return fmt.Errorf("storetest: find in %s: %w", collection, err)
+		}
+		return cur.All(ctx, &out)
+	})
+	return out, err
+}
+
+// with runs fn against a FerretDB of its own over dir's files.
+func with(dir string, fn func(ctx context.Context, db *mongo.Database) error) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -54,14 +84,5 @@ func Insert(dir, collection string, docs ...any) error {
 		return fmt.Errorf("storetest: %w", err)
 	}
 	defer func() { _ = client.Disconnect(context.Background()) }()
-	db := client.Database(Database)
-	if _, err := db.Collection(collection).InsertMany(ctx, docs); err != nil {
-		return fmt.Errorf("storetest: insert into %s: %w", collection, err)
-	}
-	// Written behind the server's back: its index of the embedded store is
-	// rebuilt from the documents at the next start.
-	if _, err := db.Collection(store.IndexStateCollection).DeleteOne(ctx, bson.M{"_id": store.IndexStateID}); err != nil {
-		return fmt.Errorf("storetest: %w", err)
-	}
-	return nil
+	return fn(ctx, client.Database(Database))
 }

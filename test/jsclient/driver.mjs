@@ -2,14 +2,14 @@
 // the Go end-to-end tests over stdin/stdout, one JSON object per line.
 //
 // Requests: { id, op, ... }; every request gets one reply { id, ok, ... }.
-//   connect    { name, url, auth?, transports?, reconnection?, extraHeaders?, timeoutMs? }
+//   connect    { name, url, auth?, transports?, reconnection?, extraHeaders?, withCredentials?, timeoutMs? }
 //              -> { sid, transport } once connected, or { ok:false, error:{ message, data } } on connect_error
 //   emit       { name, event, args?, ack?, timeoutMs? } -> { ack } when ack is true (the server's answer)
 //              an argument { "$binary": "<base64>" } (at any depth) is sent as a binary Buffer
 //   emitRaw    { name, data }                -> {} after sending data as an Engine.IO message packet
 //   wait       { name, event, timeoutMs? }   -> { args } of the oldest unread such event (waits for one)
 //   drain      { name, event }               -> { list } of every unread such event, without waiting
-//   state      { name }                      -> { connected, transport, id }
+//   state      { name }                      -> { connected, transport, sid }
 //   close      { name }                      -> {}
 //   waitReconnect { name, timeoutMs? }       -> { sid } once the socket reconnected by itself
 // Every event a socket receives is kept, per event name, until read.
@@ -68,6 +68,7 @@ const ops = {
       reconnectionDelay: 100,
       reconnectionDelayMax: 500,
       extraHeaders: r.extraHeaders,
+      withCredentials: r.withCredentials ?? false, // in Node: keep cookies (engine.io-client's cookie jar)
       forceNew: true,
       timeout: r.timeoutMs ?? 5000,
     });
@@ -118,7 +119,7 @@ const ops = {
   },
   async state(r) {
     const { socket } = get(r.name);
-    return { connected: socket.connected, id: socket.id ?? null, transport: socket.io.engine?.transport?.name ?? null };
+    return { connected: socket.connected, sid: socket.id ?? null, transport: socket.io.engine?.transport?.name ?? null };
   },
   async close(r) {
     const e = sockets.get(r.name);
