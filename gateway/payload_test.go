@@ -148,4 +148,3 @@ func TestAckBodies(t *testing.T) {
 		}
 	}
 }
-
