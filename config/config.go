@@ -73,6 +73,7 @@ type Config struct {
 	MessageBatchSize   int    // CHAT_WRITE_BATCH: most messages stored in one insert
 	PingInterval       time.Duration
 	PingTimeout        time.Duration
+	RecoveryWindow     time.Duration // SOCKET_RECOVERY_WINDOW: connection state recovery (0: off)
 	StoreTimeout       time.Duration // STORE_TIMEOUT: deadline of every store call
 	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT: longest graceful shutdown
 	ShutdownDrainDelay time.Duration // SHUTDOWN_DRAIN_DELAY: time /readyz reports 503 before sockets close
@@ -150,6 +151,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MessageBatchSize:   l.intIn("CHAT_WRITE_BATCH", 256, 1, 10_000),
 		PingInterval:       l.duration("SOCKET_PING_INTERVAL", 25*time.Second),
 		PingTimeout:        l.duration("SOCKET_PING_TIMEOUT", 20*time.Second),
+		RecoveryWindow:     l.duration("SOCKET_RECOVERY_WINDOW", 2*time.Minute),
 		StoreTimeout:       l.duration("STORE_TIMEOUT", 5*time.Second),
 		ShutdownTimeout:    l.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 		ShutdownDrainDelay: l.duration("SHUTDOWN_DRAIN_DELAY", 0),

@@ -34,7 +34,8 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.Port != 3000 || c.ChatRoomPolicy != RoomPolicyMembers || c.MaxMessageLength != 4000 ||
 		c.MaxPayloadBytes != 1_000_000 || c.DataDir != "./data" || c.MongoDB != "fitmate" ||
-		c.JWTUserClaim != "sub" || c.StoreTimeout != 5*time.Second || c.SMSDefaultRegion != "KR" {
+		c.JWTUserClaim != "sub" || c.StoreTimeout != 5*time.Second || c.SMSDefaultRegion != "KR" ||
+		c.RecoveryWindow != 2*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "http://localhost:5173" {

@@ -14,6 +14,7 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/gateway/socketio"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -259,4 +260,36 @@ func apiKeyMatches(presented, configured string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(presented), []byte(configured)) == 1
+}
+
+// authenticate is the handshake middleware: a socket without a valid token
+// never connects. Its connect_error says why, with a stable code in data.
+// It runs on recovered connections too: a session is never restored on an
+// expired or forged token.
+func (h *Hub) authenticate(s *socketio.Socket) error {
+	token := ""
+	auth := s.Handshake().Auth
+	if t, ok := auth[socketTokenField].(string); ok {
+		token = t
+	} else if _, present := auth[socketTokenField]; present {
+		return h.refuse(tokenError(CodeTokenMalformed, "auth.token must be a string"))
+	}
+	if token == "" {
+		token = bearer(s.Header(authorizationHeader))
+	}
+	p, err := h.deps.Verifier.Verify(token)
+	if err != nil {
+		return h.refuse(err)
+	}
+	h.deps.Metrics.handshake("ok")
+	s.SetData(&session{Principal: p})
+	return nil
+}
+
+// refuse answers a handshake with connect_error { message, data: { code } }.
+func (h *Hub) refuse(err error) error {
+	code := commserver.ErrorCode(err)
+	h.deps.Metrics.handshake(code)
+	h.log.Debug("handshake refused", "code", code, "reason", commserver.ErrorMessage(err))
+	return &socketio.ConnectError{Message: commserver.ErrorMessage(err), Data: map[string]any{"code": string(code)}}
 }

@@ -18,9 +18,6 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
-	"github.com/fitmate/commserver/goals"
-	"github.com/fitmate/commserver/notify"
-	"github.com/fitmate/commserver/sms"
 	"github.com/gin-gonic/gin"
 )
 
@@ -31,8 +28,8 @@ type HTTPDeps struct {
 	ServiceAPIKey string
 	CORSOrigins   []string
 	MaxBodyBytes  int64
-	Chat          *chat.Service
-	Notify        *notify.Service
+	Chat          ChatAPI
+	Notify        Notifications
 	Ready         func(ctx context.Context) error // nil when ready; called by /readyz
 	Metrics       *Metrics
 	Log           *slog.Logger
@@ -46,13 +43,13 @@ type HTTPDeps struct {
 
 	// SMS sends texts and runs phone verification. TrustedProxies are the
 	// proxies (Nginx) whose X-Forwarded-For names the client, for its limits.
-	SMS            *sms.Service
+	SMS            Texts
 	TrustedProxies []netip.Prefix
 
 	// Jobs runs the scheduled jobs (nil: the admin job routes answer 503);
 	// Goals keeps the goals goal-check watches (gateway/jobs_http.go, goals_http.go).
 	Jobs  Jobs
-	Goals *goals.Service
+	Goals Goals
 }
 
 // api is the REST surface's handlers and what they share.
@@ -61,12 +58,12 @@ type api struct {
 }
 
 // NewHandler returns the server's whole HTTP surface on one port:
-// /socket.io/ to Socket.IO (behind the origin check), everything else to Gin.
+// /socket.io/ to Socket.IO, everything else to Gin.
 func NewHandler(d HTTPDeps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	a := &api{HTTPDeps: d}
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", a.originGate(a.pollingGuard(trimUpgrades(d.Hub.Handler()))))
+	mux.Handle("/socket.io/", d.Hub) // its origin check: HubOptions.CORSOrigins
 	mux.Handle("/", a.routes())
 	return a.deadlines(mux)
 }
@@ -113,21 +110,6 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// originGate refuses a browser request from an origin not in CORS_ORIGIN,
-// on polling and on the WebSocket upgrade alike, with 403. Requests without
-// an Origin header (native apps, servers, the load generator) are not
-// cross-origin and pass: the token is what authenticates them.
-func (a *api) originGate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(a.CORSOrigins, o) {
-			// The origin is the caller's text: quoted, and cut, in the answer.
-			writeJSON(w, http.StatusForbidden, errorBody(commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", commserver.Truncate(o, 100))))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // cors answers preflights and sets CORS headers for allowed origins on the REST routes.
 func (a *api) cors(c *gin.Context) {
 	o := c.GetHeader("Origin")
@@ -166,49 +148,6 @@ func (a *api) observe(c *gin.Context) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.MaxBodyBytes)
 	}
 	c.Next()
-}
-
-// statusOf maps every error code to an HTTP status: the one table.
-var statusOf = map[commserver.Code]int{
-	commserver.CodeInvalid:            http.StatusBadRequest,
-	commserver.CodeUnauthenticated:    http.StatusUnauthorized,
-	CodeTokenMissing:                  http.StatusUnauthorized,
-	CodeTokenTooLong:                  http.StatusUnauthorized,
-	CodeTokenMalformed:                http.StatusUnauthorized,
-	CodeTokenAlgorithm:                http.StatusUnauthorized,
-	CodeTokenSignature:                http.StatusUnauthorized,
-	CodeTokenExpired:                  http.StatusUnauthorized,
-	CodeTokenNotYetValid:              http.StatusUnauthorized,
-	CodeTokenClaims:                   http.StatusUnauthorized,
-	CodeAPIKeyInvalid:                 http.StatusUnauthorized,
-	commserver.CodeForbidden:          http.StatusForbidden,
-	commserver.CodeNotFound:           http.StatusNotFound,
-	commserver.CodeConflict:           http.StatusConflict,
-	commserver.CodeTooLarge:           http.StatusRequestEntityTooLarge,
-	commserver.CodeRequestTimeout:     http.StatusRequestTimeout,
-	commserver.CodeRateLimited:        http.StatusTooManyRequests,
-	commserver.CodeStorageUnavailable: http.StatusServiceUnavailable,
-	commserver.CodeUnavailable:        http.StatusServiceUnavailable,
-	commserver.CodeUpstream:           http.StatusBadGateway,
-	commserver.CodeInternal:           http.StatusInternalServerError,
-	sms.CodeCountryNotAllowed:         http.StatusBadRequest,
-}
-
-// HTTPStatus is the status a code answers with.
-func HTTPStatus(code commserver.Code) int {
-	if s, ok := statusOf[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-func errorBody(err error) gin.H {
-	e := gin.H{"code": commserver.ErrorCode(err), "message": commserver.ErrorMessage(err)}
-	var ce *commserver.Error
-	if errors.As(err, &ce) && ce.Field != "" {
-		e["field"] = ce.Field
-	}
-	return gin.H{"success": false, "error": e}
 }
 
 // writeError answers with the error's status and JSON body. Internal errors

@@ -1,28 +1,35 @@
-// Package gateway is the server's transport: Socket.IO (through the hub) and
-// REST (through Gin) on one port. It authenticates callers, turns events and
-// requests into domain calls, and maps domain errors to acknowledgements and
-// HTTP statuses in one table (errors.go). No other package imports Socket.IO or Gin.
+// Package gateway is the server's transport: Socket.IO (through the hub, on
+// the project's own layer in gateway/socketio) and REST (through Gin) on one
+// port. It authenticates callers, turns events and requests into domain
+// calls, and maps domain errors to acknowledgements and HTTP statuses in one
+// table (errors.go). No other package imports Socket.IO or Gin.
+//
+// Files by concern: hub.go (the Socket.IO server and the publishers),
+// auth.go (tokens, the handshake middleware), lifecycle.go (a socket's
+// connection and teardown, presence), dispatch.go (what every event gets),
+// events.go (the events), ratelimit.go, errors.go, and the REST routes.
 package gateway
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
+	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
+	"github.com/fitmate/commserver/gateway/socketio"
 	"github.com/fitmate/commserver/notify"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // Room names inside Socket.IO. Chat rooms are prefixed so that no room id a
 // client chooses can collide with a user's room or the admin room.
-func chatRoom(id string) socket.Room { return socket.Room("chat:" + id) }
-func userRoom(id string) socket.Room { return socket.Room("user:" + id) }
+func chatRoom(id string) string { return "chat:" + id }
+func userRoom(id string) string { return "user:" + id }
 
-const adminRoom = socket.Room(chat.AdminRoom)
+const adminRoom = chat.AdminRoom
 
 // HubOptions configure the Socket.IO server.
 type HubOptions struct {
@@ -30,28 +37,35 @@ type HubOptions struct {
 	MaxPayloadBytes int64
 	PingInterval    time.Duration
 	PingTimeout     time.Duration
+	// RecoveryWindow is how long a disconnected socket's session is kept
+	// for connection state recovery (0: recovery off).
+	RecoveryWindow time.Duration
+	// Adapter makes the namespace's adapter (nil: in memory, one instance).
+	Adapter func(nsp *socketio.Namespace) socketio.Adapter
 }
 
 // Hub owns the Socket.IO server. It is the real-time fan-out that the domain
 // packages publish through (chat.Publisher, notify.Publisher), built first in
-// run and handed to both producers and the event handlers. Rooms live in the
-// Socket.IO adapter, so a cluster adapter makes every publish reach every
-// instance without changing callers.
+// run and handed to both producers and the event handlers. Every publish is a
+// broadcast through the namespace's adapter, so a cluster adapter makes it
+// reach every instance without changing callers.
 type Hub struct {
-	io  *socket.Server
+	io  *socketio.Server
 	log *slog.Logger
 
-	deps     SocketDeps
-	handlers map[string]handler // client events by name
-	limits   *eventLimits       // client events per user
-	logs     *logLimiter        // log lines that a flood could repeat
+	deps   SocketDeps
+	limits *eventLimits // client events per user
+	logs   *logLimiter  // log lines that a flood could repeat
+
+	announcing    sync.Mutex
+	announceQueue map[string][]presenceChange // per user, while its announceLoop runs
 
 	draining  chan struct{} // closed when shutdown starts: /readyz answers 503
 	drainOnce sync.Once
 	closing   chan struct{} // closed when sockets close: new events are refused
 	closeOne  sync.Once
 	trackMu   sync.Mutex     // orders inflight.Add against closing
-	inflight  sync.WaitGroup // events being handled
+	inflight  sync.WaitGroup // events being handled (a sendMessage until its write is acknowledged)
 }
 
 var (
@@ -59,39 +73,61 @@ var (
 	_ notify.Publisher = (*Hub)(nil)
 )
 
+// connectTooLarge answers a CONNECT over the payload limit: its auth holds
+// a token far over any JWT, and a bare close would make socket.io-client
+// retry it forever.
+var connectTooLarge = &socketio.ConnectError{Message: "the CONNECT packet is over the payload limit: is the token that long?",
+	Data: map[string]any{"code": string(CodeTokenTooLong)}}
+
 // NewHub builds the Socket.IO server: both transports (polling with upgrade,
-// and WebSocket only), an exact-match CORS allowlist with credentials, the
-// payload cap and heartbeat of opts.
-func NewHub(opts HubOptions, log *slog.Logger) *Hub {
-	o := socket.DefaultServerOptions()
-	o.SetServeClient(false)
-	o.SetPingInterval(opts.PingInterval)
-	o.SetPingTimeout(opts.PingTimeout)
-	o.SetMaxHttpBufferSize(opts.MaxPayloadBytes)
-	o.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, &wsBuilder{}))
-	o.SetAdapter(fastAdapterBuilder{})
-	o.SetParser(newGateParser("/")) // connectgate.go: events sent right after CONNECT
-	o.SetAllowUpgrades(true)
-	o.SetCors(&types.Cors{
-		Origin:         append([]string(nil), opts.CORSOrigins...),
-		Credentials:    true,
-		Methods:        []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"Content-Type", "Authorization"},
-	})
-	return &Hub{io: socket.NewServer(nil, o), log: log, draining: make(chan struct{}), closing: make(chan struct{})}
+// and WebSocket only), an exact-match origin allowlist with credentials,
+// the payload cap, heartbeat and recovery window of opts.
+func NewHub(opts HubOptions, log *slog.Logger) (*Hub, error) {
+	origins := append([]string(nil), opts.CORSOrigins...)
+	so := socketio.Options{
+		Logger:       log,
+		PingInterval: opts.PingInterval,
+		PingTimeout:  opts.PingTimeout,
+		MaxPayload:   int(opts.MaxPayloadBytes),
+		CORS:         &socketio.CORS{Origins: origins, Credentials: true, Headers: []string{"Content-Type", "Authorization"}},
+		// A browser on a foreign origin is refused on polling and on the
+		// WebSocket upgrade alike. Requests without an Origin header (native
+		// apps, servers) are not cross-origin: the token authenticates them.
+		AllowRequest: func(r *http.Request) error {
+			if o := r.Header.Get("Origin"); o != "" && !slices.Contains(origins, o) {
+				// The origin is the caller's text: quoted, and cut, in the answer.
+				return commserver.Errorf(commserver.CodeForbidden, "origin %q is not allowed", commserver.Truncate(o, 100))
+			}
+			return nil
+		},
+		KeepHeaders:     []string{authorizationHeader}, // the handshake's Bearer fallback
+		ConnectTooLarge: connectTooLarge,
+		Adapter:         opts.Adapter,
+	}
+	if opts.RecoveryWindow > 0 {
+		so.Recovery.MaxDisconnection = opts.RecoveryWindow
+	} else {
+		so.DisableRecovery = true
+	}
+	io, err := socketio.NewServer(so)
+	if err != nil {
+		return nil, err
+	}
+	return &Hub{io: io, log: log, draining: make(chan struct{}), closing: make(chan struct{}),
+		announceQueue: map[string][]presenceChange{}}, nil
 }
 
-// Handler serves /socket.io/.
-func (h *Hub) Handler() http.Handler { return h.io.ServeHandler(nil) }
+// ServeHTTP serves /socket.io/.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.io.ServeHTTP(w, r) }
 
 // PublishRoom emits to every socket in the chat room and, when alsoAdmins,
 // in the admin room; a socket in both gets it once.
 func (h *Hub) PublishRoom(_ context.Context, chatRoomID string, alsoAdmins bool, event string, payload any) error {
-	rooms := []socket.Room{chatRoom(chatRoomID)}
+	op := h.io.To(chatRoom(chatRoomID))
 	if alsoAdmins {
-		rooms = append(rooms, adminRoom)
+		op = op.To(adminRoom)
 	}
-	return h.io.To(rooms...).Emit(event, payload)
+	return op.Emit(event, payload)
 }
 
 // PublishUser emits to every socket of the user, on every tab and device.
@@ -101,20 +137,18 @@ func (h *Hub) PublishUser(_ context.Context, userID, event string, payload any) 
 
 // EvictFromRoom makes every socket of these users leave the chat room.
 func (h *Hub) EvictFromRoom(_ context.Context, chatRoomID string, userIDs []string) error {
-	rooms := make([]socket.Room, len(userIDs))
+	rooms := make([]string, len(userIDs))
 	for i, u := range userIDs {
 		rooms[i] = userRoom(u)
 	}
-	h.io.In(rooms...).SocketsLeave(chatRoom(chatRoomID))
-	return nil
+	return h.io.In(rooms...).SocketsLeave(chatRoom(chatRoomID))
 }
 
 // Connected is how many sockets this instance serves.
-func (h *Hub) Connected() int {
-	n := 0
-	h.io.Sockets().Sockets().Range(func(socket.SocketId, *socket.Socket) bool { n++; return true })
-	return n
-}
+func (h *Hub) Connected() int { return h.io.Stats().Sockets }
+
+// Stats are the Socket.IO layer's counters (for metrics).
+func (h *Hub) Stats() socketio.Stats { return h.io.Stats() }
 
 // Drain starts a shutdown: /readyz answers 503 so the load balancer sends
 // new connections elsewhere, while current sockets keep working.
@@ -124,37 +158,42 @@ func (h *Hub) Drain() { h.drainOnce.Do(func() { close(h.draining) }) }
 // DISCONNECT packet: clients see "transport close" and reconnect by
 // themselves (to this pod once it is back, or to another), whereas a
 // server-side disconnect would strand the React app, which never calls
-// connect() again.
-func (h *Hub) Close() {
+// connect() again. It waits for the handlers running (ctx bounds the wait).
+func (h *Hub) Close(ctx context.Context) {
 	h.Drain()
 	h.closeOne.Do(func() {
 		h.trackMu.Lock()
 		close(h.closing)
 		h.trackMu.Unlock()
-		done := make(chan struct{})
-		h.io.Close(func(error) { close(done) })
-		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
-			h.log.Warn("socket.io close did not finish in 2s")
+		if err := h.io.Close(ctx); err != nil {
+			h.log.Warn("socket.io close", "err", err)
 		}
 	})
 }
 
-// closeAfterFlush closes a socket's connection once what was emitted to it
-// has been written (or after maxWait). zishang520/socket.io's Disconnect(true)
-// closes at once and drops frames still queued for the transport; this is
-// our workaround.
-func closeAfterFlush(s *socket.Socket, maxWait time.Duration) {
-	deadline := time.Now().Add(maxWait)
-	go func() {
-		for time.Now().Before(deadline) {
-			if t := s.Conn().Transport(); t != nil && t.Writable() {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(20 * time.Millisecond) // the frame handed over last may still be in the kernel's hands
-		s.Conn().Close(false)
-	}()
+// Wait blocks until the events in flight have finished or ctx is done.
+func (h *Hub) Wait(ctx context.Context) error {
+	h.trackMu.Lock() // no track() after closing is closed; Add cannot race Wait
+	h.trackMu.Unlock()
+	done := make(chan struct{})
+	go func() { h.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// track counts an event in flight unless the server is closing.
+func (h *Hub) track() bool {
+	h.trackMu.Lock()
+	defer h.trackMu.Unlock()
+	select {
+	case <-h.closing:
+		return false
+	default:
+		h.inflight.Add(1)
+		return true
+	}
 }

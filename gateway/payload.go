@@ -2,36 +2,17 @@ package gateway
 
 import (
 	"fmt"
-	"io"
 
 	commserver "github.com/fitmate/commserver"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // payload is an event's first argument: a JSON object, read field by field
 // with errors that name the field and the type it should have.
 type payload map[string]any
 
-// ackOf returns the acknowledgement callback a client passed, if any (the library appends it last).
-func ackOf(args []any) socket.Ack {
-	if len(args) == 0 {
-		return nil
-	}
-	if ack, ok := args[len(args)-1].(socket.Ack); ok {
-		return ack
-	}
-	return nil
-}
-
 // payloadOf reads the event's payload object. No payload (or null) is an
 // empty object; anything else that is not an object is refused.
 func payloadOf(args []any) (payload, error) {
-	if len(args) > 0 {
-		if _, isAck := args[len(args)-1].(socket.Ack); isAck {
-			args = args[:len(args)-1]
-		}
-	}
 	if len(args) == 0 || args[0] == nil {
 		return payload{}, nil
 	}
@@ -39,9 +20,10 @@ func payloadOf(args []any) (payload, error) {
 	if !ok {
 		return nil, commserver.Invalid("", "the event's payload must be a JSON object, got %s", jsonType(args[0]))
 	}
-	// A binary attachment reaches us as a reader that is empty once read
-	// (zishang520/socket.io), so it would be stored and re-emitted empty.
-	// Nothing we accept is binary: refuse it rather than lose it.
+	// No event of the contract carries binary data, and a message's
+	// metadata is stored as a JSON-shaped document that the app and the
+	// NestJS server read: a binary attachment there is refused by name
+	// rather than stored in a shape nobody reads.
 	for k, v := range m {
 		if hasBinary(v) {
 			return nil, commserver.Invalid(k, "%s holds binary data; send JSON only", k)
@@ -69,7 +51,7 @@ func hasBinary(v any) bool {
 			}
 		}
 		return false
-	case types.BufferInterface, io.Reader, []byte:
+	case []byte:
 		return true
 	default:
 		return false
@@ -122,7 +104,7 @@ func jsonType(v any) string {
 		return "an array"
 	case map[string]any:
 		return "an object"
-	case types.BufferInterface, io.Reader, []byte:
+	case []byte:
 		return "binary data"
 	default:
 		return fmt.Sprintf("%T", v)

@@ -214,9 +214,9 @@ func TestForeignOriginIsRefused(t *testing.T) {
 
 // A token that expires while connected ends the socket: the client first
 // gets an `error` event saying why (the frame must not be lost when the
-// connection closes: zishang520's Disconnect(true) drops queued frames, so
-// the hub closes after a flush), then a transport close it recovers from by
-// itself; the reconnect with the same, now expired, token is refused.
+// connection closes: the transport closes after what is queued), then a
+// transport close it recovers from by itself; the reconnect with the same,
+// now expired, token is refused.
 func TestTokenExpiringWhileConnectedEndsTheSocket(t *testing.T) {
 	srv := startServer(t)
 	c := newJS(t, srv)

@@ -1,7 +1,8 @@
 // Package test holds the end-to-end tests: they build the real server binary,
 // start it on a free port with the embedded store, and drive it with the real
 // socket.io-client from npm (the React app's client, through jsclient/driver.mjs),
-// zishang520's Go client, and plain HTTP.
+// zishang520's Go client (another real client implementation), a real
+// browser, and plain HTTP.
 package test
 
 import (
@@ -133,6 +134,9 @@ func startServerBinaryOn(t testing.TB, bin string, port int, extra ...string) *s
 		"CORS_ORIGIN=" + appOrigin,
 		"LOG_LEVEL=debug",
 		"SHUTDOWN_TIMEOUT=10s",
+		// userOffline at once, as before presence had a grace: the grace
+		// itself is TestPresenceGraceAcrossAReload's and package presence's.
+		"PRESENCE_GRACE=0s",
 		"PATH=" + os.Getenv("PATH"),
 	}
 	dataDir := ""

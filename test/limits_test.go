@@ -122,9 +122,8 @@ func TestInputLimits(t *testing.T) {
 		}
 	})
 
-	// Binary attachments: zishang520's parser hands a client's Buffer over as a
-	// reader that is empty once read, so a stored and re-emitted binary would
-	// reach the room empty. Metadata must be JSON; a binary is refused.
+	// Binary attachments: no event of the contract carries binary data, and
+	// metadata is stored as a JSON-shaped document: a binary is refused by name.
 	t.Run("binary in metadata", func(t *testing.T) {
 		bin := map[string]any{"$binary": base64.StdEncoding.EncodeToString([]byte("\x89PNG fake image bytes"))}
 		e := wantCode(t, "binary metadata", c.emitAck("alice", "sendMessage", msg("metadata", map[string]any{"thumb": bin})), "INVALID_ARGUMENT")
@@ -190,8 +189,8 @@ func TestInputLimits(t *testing.T) {
 		}
 	})
 
-	// zishang520's polling transport ignores a POST body it cannot decode and
-	// keeps the session open; the Node server closes it. Ours closes it too.
+	// A polling POST body that is not Engine.IO closes the session, as the
+	// Node server does (zishang520's transport used to keep it open).
 	t.Run("malformed polling POST closes the session", func(t *testing.T) {
 		for _, body := range []string{"x", "4hello\x1e", "", "\x1e\x1e"} {
 			p := openPolling(t, srv, token(carol))
@@ -271,10 +270,9 @@ func TestRateLimit(t *testing.T) {
 }
 
 // A socket that keeps flooding long after being refused is closed at the
-// transport level, after its last RATE_LIMITED error event was flushed (the
-// hub's closeAfterFlush: zishang520's Disconnect(true) drops queued frames
-// and would send no reason), so a well-behaved client would reconnect.
-// Other sockets are unaffected.
+// transport level, after its last RATE_LIMITED error event was flushed, so
+// a well-behaved client would reconnect (to the same budget). Other users'
+// sockets are unaffected.
 func TestFloodingSocketIsClosed(t *testing.T) {
 	srv := startServer(t, "SOCKET_EVENT_BURST=2", "SOCKET_EVENTS_PER_MINUTE=60")
 	c := newJS(t, srv)

@@ -11,10 +11,11 @@ import (
 
 // TestEventRightAfterConnect sends an event the moment the CONNECT answer
 // arrives, over raw WebSocket, as socket.io-client does with emits made
-// before it connected (the React app's joinChat). The library used to close
-// such a connection now and then (gateway/connectgate.go; about once in
-// 100-300 sockets under -race with both cores busy); the gateway test
-// TestEventRightAfterConnectIsAnswered holds that window open every time.
+// before it connected (the React app's joinChat). zishang520's library used
+// to close such a connection now and then (about once in 100-300 sockets
+// under -race with both cores busy); our layer handles a connection's
+// packets one at a time, in order, after its CONNECT (gateway/socketio has
+// the test that holds that window open every time).
 // COMMSERVER_STRESS=1 makes it 1,000 sockets instead of 100, for runs
 // beside busy loops (`sh -c 'while :; do :; done' &`, twice).
 func TestEventRightAfterConnect(t *testing.T) {

@@ -38,10 +38,6 @@ func newPod(cfg config.Config, announce func(presence.Change), log *slog.Logger)
 		log.Info("clustered over Redis", "pod", p.id, "prefix", cfg.ClusterRedisPrefix,
 			"presence_grace", cfg.PresenceGrace, "presence_pod_ttl", cfg.PresencePodTTL)
 	}
-	// Until the gateway takes the Tracker's announcements (docs/cluster.md,
-	// "Wiring the gateway"), the gateway announces from its own in-process
-	// presence and the Tracker's changes are not announced: it answers who
-	// is online, cluster-wide, for chat and notify.
 	p.tracker = presence.New(store, announce, presence.Options{Grace: cfg.PresenceGrace, PodTTL: cfg.PresencePodTTL,
 		Timeout: cfg.ClusterRedisTimeout, Pod: p.id}, log)
 	return p, nil
@@ -110,23 +106,4 @@ func up(err error) float64 {
 		return 0
 	}
 	return 1
-}
-
-// presenceBridge is the gateway's synchronous Presence for now: the gateway
-// announces from its in-process view as before, and the cluster-wide
-// Tracker learns every socket too, so chat and notify ask it who is online
-// anywhere. It goes when the gateway takes the Tracker (docs/cluster.md).
-type presenceBridge struct {
-	local   *presence.Memory
-	tracker *presence.Tracker
-}
-
-func (b presenceBridge) Connect(ctx context.Context, userID, socketID string) (bool, error) {
-	b.tracker.Connect(userID, socketID)
-	return b.local.Connect(ctx, userID, socketID)
-}
-
-func (b presenceBridge) Disconnect(ctx context.Context, userID, socketID string) (bool, error) {
-	b.tracker.Disconnect(userID, socketID)
-	return b.local.Disconnect(ctx, userID, socketID)
 }

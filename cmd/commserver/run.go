@@ -76,17 +76,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	metrics := gateway.NewMetrics()
-	hub := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
-		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout}, log)
+	hub, err := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
+		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, RecoveryWindow: cfg.RecoveryWindow}, log)
+	if err != nil {
+		return err
+	}
 	// This pod among others (REDIS_URL): presence shared in Redis, chat
 	// caches dropped across pods. Without Redis the same code runs in memory.
-	self, err := newPod(cfg, nil, log)
+	// The presence Tracker decides who comes online and goes offline,
+	// cluster-wide, and the hub announces it.
+	self, err := newPod(cfg, func(c presence.Change) { hub.AnnouncePresence(c.UserID, c.SocketID, c.Online) }, log)
 	if err != nil {
 		return err
 	}
 	defer self.Close()
 	self.registerMetrics(metrics.Registerer())
-	pres := presenceBridge{local: presence.NewMemory(), tracker: self.tracker}
 	// High and urgent notifications of offline users who opted in go out as texts.
 	notifySvc := notify.New(db, hub, self.tracker, smsSvc, notify.Options{}, log)
 	chatSvc := chat.NewService(db, hub, self.tracker, notifySvc, self.invalidator(), chat.Options{
@@ -101,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	verifier := gateway.NewVerifier(gateway.VerifierOptions{Secret: cfg.JWTSecret, PublicKey: cfg.JWTPublicKey,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserClaim: cfg.JWTUserClaim, MaxBytes: cfg.JWTMaxBytes})
 	hub.Serve(gateway.SocketDeps{Verifier: verifier, Chat: chatSvc, Unread: notifySvc,
-		Presence:        recordingPresence{Presence: pres, seen: connections},
+		Presence:        recordingPresence{Presence: self.tracker, seen: connections},
 		EventsPerMinute: cfg.EventsPerMinute, EventBurst: cfg.EventBurst, Metrics: metrics})
 	handler := gateway.NewHandler(gateway.HTTPDeps{Hub: hub, Verifier: verifier, ServiceAPIKey: cfg.ServiceAPIKey,
 		CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxPayloadBytes, Chat: chatSvc, Notify: notifySvc, Metrics: metrics, Log: log,
@@ -191,7 +195,7 @@ func stop(ctx context.Context, cfg config.Config, log *slog.Logger, hub *gateway
 	}
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(sctx) }() // closes the listener, waits for requests
-	hub.Close()                                // ends sockets and long-polls: clients reconnect elsewhere
+	hub.Close(sctx)                            // ends sockets and long-polls: clients reconnect elsewhere
 	if err := hub.Wait(sctx); err != nil {
 		log.Warn("events still in flight at the shutdown deadline", "err", err)
 	}

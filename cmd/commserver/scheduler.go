@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/fitmate/commserver/config"
@@ -40,7 +39,7 @@ type recordingPresence struct {
 	seen *scheduler.ConnectionRecorder
 }
 
-func (p recordingPresence) Connect(ctx context.Context, userID, socketID string) (bool, error) {
+func (p recordingPresence) Connect(userID, socketID string) {
 	p.seen.Seen(userID)
-	return p.Presence.Connect(ctx, userID, socketID)
+	p.Presence.Connect(userID, socketID)
 }

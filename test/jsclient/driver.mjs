@@ -9,7 +9,8 @@
 //   emitRaw    { name, data }                -> {} after sending data as an Engine.IO message packet
 //   wait       { name, event, timeoutMs? }   -> { args } of the oldest unread such event (waits for one)
 //   drain      { name, event }               -> { list } of every unread such event, without waiting
-//   state      { name }                      -> { connected, transport, sid }
+//   state      { name }                      -> { connected, transport, sid, recovered }
+//   dropTransport { name }                   -> {} after closing the connection under the client (it reconnects)
 //   close      { name }                      -> {}
 //   waitReconnect { name, timeoutMs? }       -> { sid } once the socket reconnected by itself
 // Every event a socket receives is kept, per event name, until read.
@@ -119,8 +120,16 @@ const ops = {
   },
   async state(r) {
     const { socket } = get(r.name);
-    return { connected: socket.connected, sid: socket.id ?? null, transport: socket.io.engine?.transport?.name ?? null };
+    return { connected: socket.connected, sid: socket.id ?? null, recovered: socket.recovered ?? false,
+      transport: socket.io.engine?.transport?.name ?? null };
   },
+  async dropTransport(r) {
+    // the connection drops under the client (as a network does): it sees
+    // "transport close" and reconnects by itself, with recovery if the server keeps its session
+    get(r.name).socket.io.engine.close();
+    return {};
+  },
+
   async close(r) {
     const e = sockets.get(r.name);
     if (e) { e.socket.close(); sockets.delete(r.name); }
