@@ -12,7 +12,7 @@ import (
 
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
-	"github.com/fitmate/commserver/presence"
+	"github.com/fitmate/commserver/presence/presencetest"
 	"github.com/fitmate/commserver/store"
 )
 
@@ -75,7 +75,7 @@ func newServiceWith(t *testing.T, opts chat.Options, storeTimeout time.Duration,
 	if opts.MaxRoomIDLength == 0 {
 		opts.MaxRoomIDLength = 64
 	}
-	return chat.NewService(db, pub, presence.NewMemory(), nil, nil, opts, log), db
+	return chat.NewService(db, pub, presencetest.NewOnline(), nil, nil, opts, log), db
 }
 
 const (

@@ -11,7 +11,7 @@ import (
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
 	"github.com/fitmate/commserver/cluster"
-	"github.com/fitmate/commserver/presence"
+	"github.com/fitmate/commserver/presence/presencetest"
 	"github.com/fitmate/commserver/store"
 )
 
@@ -69,7 +69,7 @@ func startChatPod(t *testing.T, db *store.DB, name, prefix string, clustered boo
 		p.bus = cluster.NewCacheBus(rdb, prefix, name, time.Second, quiet())
 		inval = p.bus
 	}
-	p.svc = chat.NewService(db, nobody{}, presence.NewMemory(), nil, inval,
+	p.svc = chat.NewService(db, nobody{}, presencetest.NewOnline(), nil, inval,
 		chat.Options{MaxMessageLength: 4000, MaxRoomIDLength: 64, MembershipTTL: 5 * time.Second}, quiet())
 	if p.bus != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -194,7 +194,7 @@ func TestRoomChangeWithRedisDown(t *testing.T) {
 	t.Parallel()
 	db := openStore(t)
 	bus := cluster.NewCacheBus(deadRedis(t), "test:dead:", "pod1", 300*time.Millisecond, quiet())
-	svc := chat.NewService(db, nobody{}, presence.NewMemory(), nil, bus,
+	svc := chat.NewService(db, nobody{}, presencetest.NewOnline(), nil, bus,
 		chat.Options{MaxMessageLength: 4000, MaxRoomIDLength: 64}, quiet())
 	var resyncs atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())

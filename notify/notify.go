@@ -7,7 +7,7 @@
 // The service does not know about Socket.IO or MongoDB. It consumes a Store
 // (implemented by package store), a Publisher (implemented by the gateway's
 // hub), an OnlineChecker (implemented by package presence) and an
-// OfflineChannel (implemented by package sms; RecordingChannel stands in for it in tests),
+// OfflineChannel (implemented by package sms),
 // all declared here, so imports flow one way: the gateway imports notify,
 // never the reverse.
 package notify

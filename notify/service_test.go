@@ -14,7 +14,7 @@ import (
 	commserver "github.com/fitmate/commserver"
 	"github.com/fitmate/commserver/chat"
 	"github.com/fitmate/commserver/notify"
-	"github.com/fitmate/commserver/presence"
+	"github.com/fitmate/commserver/presence/presencetest"
 	"github.com/fitmate/commserver/store"
 	"github.com/fitmate/commserver/store/storetest"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -99,8 +99,8 @@ type env struct {
 	svc      *notify.Service
 	db       *store.DB
 	pub      *recorder
-	presence *presence.Memory
-	sms      *notify.RecordingChannel
+	presence *presencetest.Online
+	sms      *recordingChannel
 	clock    *clock
 	stop     func() // stops Run and waits for the background work
 }
@@ -118,7 +118,7 @@ func newEnv(t *testing.T, dir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, pub: &recorder{}, presence: presence.NewMemory(), sms: notify.NewRecordingChannel(log),
+	e := &env{db: db, pub: &recorder{}, presence: presencetest.NewOnline(), sms: &recordingChannel{},
 		clock: &clock{now: time.Now().UTC().Truncate(time.Millisecond)}}
 	e.svc = notify.New(db, e.pub, e.presence, e.sms, notify.Options{Now: e.clock.Now}, log)
 	runCtx, cancel := context.WithCancel(ctx)

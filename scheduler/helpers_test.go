@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fitmate/commserver/notify"
-	"github.com/fitmate/commserver/presence"
+	"github.com/fitmate/commserver/presence/presencetest"
 	"github.com/fitmate/commserver/scheduler"
 	"github.com/fitmate/commserver/sms"
 	"github.com/fitmate/commserver/store"
@@ -105,7 +105,7 @@ func (w *world) find(collection string, filter any) []bson.M {
 
 // notifier returns a notification service over the world's store, as each pod has its own.
 func (w *world) notifier() *notify.Service {
-	n := notify.New(w.db, w.pub, presence.NewMemory(), nil, notify.Options{}, quiet())
+	n := notify.New(w.db, w.pub, presencetest.NewOnline(), nil, notify.Options{}, quiet())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx) }()

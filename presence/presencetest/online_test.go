@@ -1,13 +1,13 @@
-package presence
+package presencetest
 
 import (
 	"context"
 	"testing"
 )
 
-func TestMemoryFirstAndLastSocket(t *testing.T) {
+func TestOnlineFirstAndLastSocket(t *testing.T) {
 	ctx := context.Background()
-	m := NewMemory()
+	m := NewOnline()
 	steps := []struct {
 		op         string
 		user, sock string
