@@ -14,7 +14,7 @@ import (
 
 	"github.com/fitmate/commserver/chat"
 	"github.com/fitmate/commserver/notify"
-	"github.com/fitmate/commserver/presence"
+	"github.com/fitmate/commserver/presence/presencetest"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -59,9 +59,9 @@ func BenchmarkEmbeddedGrowth(b *testing.B) {
 	defer func() { d.Close(ctx) }() // the one open at the end
 	opened := time.Since(start)
 
-	chatSvc := chat.NewService(d, discardPublisher{}, presence.NewMemory(), nil, nil,
+	chatSvc := chat.NewService(d, discardPublisher{}, presencetest.NewOnline(), nil, nil,
 		chat.Options{MaxMessageLength: 4000, MaxRoomIDLength: 64, StoreTimeout: timeout}, log)
-	notifySvc := notify.New(d, discardPublisher{}, presence.NewMemory(), nil, notify.Options{}, log)
+	notifySvc := notify.New(d, discardPublisher{}, presencetest.NewOnline(), nil, notify.Options{}, log)
 	rng := rand.New(rand.NewPCG(7, 11))
 
 	b.ResetTimer()
