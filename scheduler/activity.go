@@ -35,7 +35,7 @@ type ConnectionRecorder struct {
 // RecorderOptions tune a ConnectionRecorder; zero values take the defaults.
 type RecorderOptions struct {
 	Debounce      time.Duration // least time between two writes for one user (1h)
-	FlushInterval time.Duration // how often pending connections are written (5s)
+	FlushInterval time.Duration // how often pending connections are written (30s)
 	Clock         clockwork.Clock
 }
 
@@ -49,7 +49,7 @@ func NewConnectionRecorder(store ConnectionStore, o RecorderOptions, log *slog.L
 		o.Debounce = time.Hour
 	}
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 5 * time.Second
+		o.FlushInterval = 30 * time.Second
 	}
 	if o.Clock == nil {
 		o.Clock = clockwork.NewRealClock()

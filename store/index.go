@@ -139,6 +139,11 @@ type embeddedIndex struct {
 	// untrusted sends every read to the documents for the rest of the run:
 	// a write whose outcome is unknown did not say which room it touched.
 	untrusted bool
+	// withUnread holds every user who has (or had, this run) an unread set
+	// document: anyone else has none, and their set is empty without a read.
+	// A connect storm of users without unread notifications then costs no
+	// read per user. nil until openIndex has listed the documents.
+	withUnread map[string]struct{}
 }
 
 func newEmbeddedIndex(d *DB) *embeddedIndex {
@@ -166,10 +171,51 @@ func (d *DB) openIndex(ctx context.Context) error {
 		}
 		d.log.Info("store: built the embedded store's index", "documents", n, "took", time.Since(start).Round(time.Millisecond))
 	}
+	if err := x.listUnread(ctx); err != nil {
+		return fmt.Errorf("store: list the embedded index's unread sets: %w", err)
+	}
 	if err := x.writeState(ctx, false); err != nil {
 		return err
 	}
 	d.index = x
+	return nil
+}
+
+// hasNoUnread reports a user known to have no unread notification: no set
+// in memory and no document.
+func (x *embeddedIndex) hasNoUnread(user string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.untrusted || x.withUnread == nil || x.sets[user] != nil {
+		return false
+	}
+	_, has := x.withUnread[user]
+	return !has
+}
+
+// listUnread reads which users have an unread set document (their ids only).
+func (x *embeddedIndex) listUnread(ctx context.Context) error {
+	cur, err := x.d.db.Collection(colUnread).Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"_id": 1}).SetBatchSize(5000))
+	if err != nil {
+		return err
+	}
+	users := map[string]struct{}{}
+	for cur.Next(ctx) {
+		var doc struct {
+			ID string `bson:"_id"`
+		}
+		if err := cur.Decode(&doc); err != nil {
+			cur.Close(ctx)
+			return err
+		}
+		users[doc.ID] = struct{}{}
+	}
+	if err := errors.Join(cur.Err(), cur.Close(ctx)); err != nil {
+		return err
+	}
+	x.mu.Lock()
+	x.withUnread = users
+	x.mu.Unlock()
 	return nil
 }
 
@@ -467,6 +513,12 @@ func (x *embeddedIndex) tail(ctx context.Context, room string) (*roomTail, error
 func (x *embeddedIndex) set(ctx context.Context, user string) (*unreadSet, error) {
 	x.mu.Lock()
 	s := x.sets[user]
+	if s == nil && x.withUnread != nil {
+		if _, has := x.withUnread[user]; !has { // no document: an empty set, no read
+			s = &unreadSet{ids: map[bson.ObjectID]int64{}}
+			x.sets[user] = s
+		}
+	}
 	x.mu.Unlock()
 	if s != nil {
 		return s, nil
@@ -572,6 +624,9 @@ func (x *embeddedIndex) withSet(user string, fn func(s *unreadSet)) {
 	}
 	fn(s)
 	s.dirty = true
+	if x.withUnread != nil && len(s.ids) > 0 {
+		x.withUnread[user] = struct{}{} // its document is written back soon
+	}
 }
 
 // Changes, called once the database acknowledged the write.
@@ -752,6 +807,9 @@ func (x *embeddedIndex) roomView(ctx context.Context, room string) (msgs []messa
 func (x *embeddedIndex) unreadCount(ctx context.Context, user string, now time.Time) (int64, bool) {
 	if x.isStale("user:" + user) {
 		return 0, false
+	}
+	if x.hasNoUnread(user) { // most users on a reconnect storm: nothing to load or keep
+		return 0, true
 	}
 	s, err := x.set(ctx, user)
 	if err != nil {

@@ -160,7 +160,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { chatSvc.Run(bg); return nil })
 	g.Go(func() error { notifySvc.Run(bg); return nil })
 	g.Go(func() error { connections.Run(bg); return nil })
-	g.Go(func() error { trimMemory(bg, time.Second, 64<<20, log); return nil })
+	g.Go(func() error {
+		trimMemory(bg, time.Second, 64<<20, func() int64 { return hub.Stats().Connects }, log)
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		stop(ctx, cfg, log, hub, srv, pprofSrv, stopSched, stopBG)
