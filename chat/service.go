@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	commserver "github.com/fitmate/commserver"
-	"github.com/fitmate/commserver/coalesce"
 )
 
 // Store persists chat data. Every method returns commserver errors:
@@ -110,7 +109,6 @@ type Service struct {
 
 	rooms   *lru[cachedRoom] // room id → members, for MembershipTTL
 	admins  *lru[bool]       // user id → admin by the users document, for adminCacheTTL
-	roomsOf *coalesce.Group[[]string]
 
 	offline chan offlineJob
 	wg      sync.WaitGroup
@@ -177,10 +175,7 @@ func NewService(store Store, pub Publisher, online OnlineChecker, notifier Notif
 	return &Service{store: store, pub: pub, online: online, notifier: notifier, inval: inval, opts: opts, log: log,
 		rooms:   newLRU(opts.MembershipTTL, maxCachedRooms, maxCachedRoomMembers, func(c cachedRoom) int { return 1 + len(c.room.Members) }),
 		admins:  newLRU[bool](adminCacheTTL, maxCachedAdmins, maxCachedAdmins, nil),
-		offline: make(chan offlineJob, 1024), inflight: map[string]struct{}{}, slots: make(chan struct{}, maxPendingSends),
-		roomsOf: coalesce.New("the user's rooms", maxRoomsOfBatch, roomsOfTimeout, func(ctx context.Context, users []string) (map[string][]string, error) {
-			return store.RoomsOfUsers(ctx, users, maxRoomsOf)
-		})}
+		offline: make(chan offlineJob, 1024), inflight: map[string]struct{}{}, slots: make(chan struct{}, maxPendingSends)}
 }
 
 // Run publishes stored messages that their live path could not (the
@@ -266,12 +261,26 @@ func (s *Service) Join(ctx context.Context, id Identity, roomID, since string, e
 	return nonNil(msgs), err
 }
 
-// RoomsOf lists the ids of the rooms the user belongs to (at most
-// maxRoomsOf). It is asked on every user's first and last socket, so a
-// reconnect storm asks it thousands of times a second: concurrent requests
-// share one query (package coalesce), never older than the request.
-func (s *Service) RoomsOf(ctx context.Context, userID string) ([]string, error) {
-	return s.roomsOf.Get(ctx, userID)
+// RoomsOfUsers lists, for each user, the ids of the rooms they belong to
+// (at most maxRoomsOf each; users in no room are absent). It is asked for
+// every presence change, so a reconnect storm's thousands of users are
+// looked up a batch at a time (maxRoomsOfBatch users a query).
+func (s *Service) RoomsOfUsers(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(userIDs))
+	for len(userIDs) > 0 {
+		n := min(len(userIDs), maxRoomsOfBatch)
+		cctx, cancel := context.WithTimeout(ctx, roomsOfTimeout)
+		rooms, err := s.store.RoomsOfUsers(cctx, userIDs[:n], maxRoomsOf)
+		cancel()
+		if err != nil {
+			return out, err
+		}
+		for u, r := range rooms {
+			out[u] = r
+		}
+		userIDs = userIDs[n:]
+	}
+	return out, nil
 }
 
 // Send validates, authorizes and stores a message, then publishes it to the

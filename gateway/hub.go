@@ -58,7 +58,8 @@ type Hub struct {
 	logs   *logLimiter  // log lines that a flood could repeat
 
 	announcing    sync.Mutex
-	announceQueue map[string][]presenceChange // per user, while its announceLoop runs
+	announceQueue []presenceChange // presence changes not announced yet, oldest first
+	announcingNow bool             // announceLoop is running
 
 	draining  chan struct{} // closed when shutdown starts: /readyz answers 503
 	drainOnce sync.Once
@@ -113,8 +114,7 @@ func NewHub(opts HubOptions, log *slog.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Hub{io: io, log: log, draining: make(chan struct{}), closing: make(chan struct{}),
-		announceQueue: map[string][]presenceChange{}}, nil
+	return &Hub{io: io, log: log, draining: make(chan struct{}), closing: make(chan struct{})}, nil
 }
 
 // ServeHTTP serves /socket.io/.

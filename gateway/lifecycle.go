@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,8 +40,8 @@ type ChatEvents interface {
 	Join(ctx context.Context, id chat.Identity, roomID, since string, enter func()) ([]chat.Message, error)
 	Send(ctx context.Context, id chat.Identity, in chat.SendInput, done func(chat.Message, error))
 	ChatUsers(ctx context.Context, id chat.Identity) ([]chat.ChatUser, error)
-	// RoomsOf lists the rooms a user belongs to: who hears their presence.
-	RoomsOf(ctx context.Context, userID string) ([]string, error)
+	// RoomsOfUsers lists the rooms each user belongs to: who hears their presence.
+	RoomsOfUsers(ctx context.Context, userIDs []string) (map[string][]string, error)
 }
 
 // SocketDeps are what the Socket.IO event handlers work with.
@@ -137,57 +138,74 @@ func (h *Hub) tokenExpired(s *socketio.Socket) {
 // AnnouncePresence tells a user's presence change, decided cluster-wide by
 // the Presence implementation, to the admins and to the rooms the user
 // belongs to: the people who show it. (The seed told every connected
-// socket, which leaks who is online to everyone and costs O(users²).) The
-// audience is looked up off the caller's goroutine; one user's changes go
-// out in the order they were decided, different users' side by side.
+// socket, which leaks who is online to everyone and costs O(users²).) It
+// does not wait: changes go out in the order they were decided, from one
+// goroutine that looks their audiences up a batch at a time, so a reconnect
+// storm's thousands of announcements cost a few queries, not a goroutine
+// and a query each.
 func (h *Hub) AnnouncePresence(userID, socketID string, online bool) {
 	h.announcing.Lock()
-	q, running := h.announceQueue[userID]
-	h.announceQueue[userID] = append(q, presenceChange{socketID: socketID, online: online})
+	h.announceQueue = append(h.announceQueue, presenceChange{userID: userID, socketID: socketID, online: online})
+	start := !h.announcingNow
+	h.announcingNow = true
 	h.announcing.Unlock()
-	if !running {
-		go h.announceLoop(userID)
+	if start {
+		go h.announceLoop()
 	}
 }
 
 type presenceChange struct {
-	socketID string
-	online   bool
+	userID, socketID string
+	online           bool
 }
 
-// announceLoop sends one user's queued changes, in order, then exits.
-func (h *Hub) announceLoop(userID string) {
+// maxAnnounceBatch is how many changes one audience look-up serves.
+const maxAnnounceBatch = 500
+
+// announceLoop sends the queued changes, in order, then exits.
+func (h *Hub) announceLoop() {
 	for {
 		h.announcing.Lock()
-		q := h.announceQueue[userID]
-		if len(q) == 0 {
-			delete(h.announceQueue, userID)
+		n := min(len(h.announceQueue), maxAnnounceBatch)
+		if n == 0 {
+			h.announceQueue, h.announcingNow = nil, false
 			h.announcing.Unlock()
 			return
 		}
-		c := q[0]
-		h.announceQueue[userID] = q[1:]
+		batch := slices.Clone(h.announceQueue[:n])
+		h.announceQueue = h.announceQueue[n:]
 		h.announcing.Unlock()
-		h.announce(userID, c)
+		h.announce(batch)
 	}
 }
 
-func (h *Hub) announce(userID string, c presenceChange) {
+func (h *Hub) announce(batch []presenceChange) {
+	users := make([]string, 0, len(batch))
+	seen := make(map[string]bool, len(batch))
+	for _, c := range batch {
+		if !seen[c.userID] {
+			seen[c.userID] = true
+			users = append(users, c.userID)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 	defer cancel()
-	op := h.io.To(adminRoom)
-	ids, err := h.deps.Chat.RoomsOf(ctx, userID)
+	rooms, err := h.deps.Chat.RoomsOfUsers(ctx, users)
 	if err != nil {
-		h.log.Warn("presence audience", "user", userID, "err", err)
+		// Still to the admins, and to the rooms found before the error.
+		h.log.Warn("presence audience", "users", len(users), "err", err)
 	}
-	for _, id := range ids {
-		op = op.To(chatRoom(id))
-	}
-	event, payload := eventUserOffline, map[string]any{"userId": userID}
-	if c.online {
-		event, payload = eventUserOnline, map[string]any{"userId": userID, "socketId": c.socketID}
-	}
-	if err := op.Emit(event, payload); err != nil {
-		h.log.Warn("presence announcement", "user", userID, "event", event, "err", err)
+	for _, c := range batch {
+		op := h.io.To(adminRoom)
+		for _, id := range rooms[c.userID] {
+			op = op.To(chatRoom(id))
+		}
+		event, payload := eventUserOffline, map[string]any{"userId": c.userID}
+		if c.online {
+			event, payload = eventUserOnline, map[string]any{"userId": c.userID, "socketId": c.socketID}
+		}
+		if err := op.Emit(event, payload); err != nil {
+			h.log.Warn("presence announcement", "user", c.userID, "event", event, "err", err)
+		}
 	}
 }
