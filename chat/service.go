@@ -107,8 +107,8 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 
-	rooms   *lru[cachedRoom] // room id → members, for MembershipTTL
-	admins  *lru[bool]       // user id → admin by the users document, for adminCacheTTL
+	rooms  *lru[cachedRoom] // room id → members, for MembershipTTL
+	admins *lru[bool]       // user id → admin by the users document, for adminCacheTTL
 
 	offline chan offlineJob
 	wg      sync.WaitGroup
