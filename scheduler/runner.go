@@ -125,6 +125,9 @@ func (s *Scheduler) runHeld(ctx context.Context, j *job, trigger, runID string, 
 	stopKeepAlive := s.keepAlive(bg, j, lease)
 	defer stopKeepAlive()
 
+	if s.d.Activity != nil {
+		s.d.Activity.Flush(bg)
+	}
 	now := s.clock.Now()
 	slot := latestSlot(j.sched, now.Add(slotTolerance))
 	if slot.IsZero() {

@@ -123,6 +123,9 @@ type Deps struct {
 	Locker  Locker
 	Metrics prometheus.Registerer // nil: unregistered
 	Log     *slog.Logger
+	// Activity, when set, is flushed before each run so that the run sees
+	// the connections this instance noted but has not written yet.
+	Activity interface{ Flush(context.Context) }
 }
 
 // Scheduler runs the jobs. Run owns its goroutines; Trigger, RunNow and

@@ -44,6 +44,21 @@ func openTestDBWith(t *testing.T, opts Options) *DB {
 	return d
 }
 
+// openExternalTestDB opens the store over FerretDB served on a port, as it
+// opens a MongoDB (MONGODB_URI): the paths the embedded store does not take
+// (the outbox in chatoutbox, reads without the embedded index) run on it.
+func openExternalTestDB(t *testing.T, opts Options) *DB {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := StartEmbedded(t.TempDir(), "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close) // after the store's Close, registered below
+	opts.URI, opts.DataDir = e.URI, ""
+	return openTestDBWith(t, opts)
+}
+
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()

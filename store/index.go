@@ -67,7 +67,7 @@ const (
 const (
 	indexVersion   = 1
 	tailSize       = 100                    // messages copied per room: history's 50, and room for deletions
-	indexFlushWait = 250 * time.Millisecond // how often changes are written back
+	indexFlushWait = 5 * time.Second // how often changes are written back (a clean close writes the rest; an unclean one rebuilds)
 	maxCachedTails = 2048                   // clean entries kept in memory beyond these are dropped
 	maxCachedSets  = 8192
 	maxUnreadIDs   = 100_000 // a user's unread set past this is counted from the documents
@@ -165,11 +165,38 @@ func (d *DB) openIndex(ctx context.Context) error {
 	if !st.Clean || st.Version != indexVersion {
 		start := time.Now()
 		d.log.Info("store: building the embedded store's index from the documents", "reason", rebuildReason(err, st))
-		n, err := x.rebuild(ctx)
+		// After an unclean stop, messages from the outbox watermark on may
+		// be stored and never published (memoutbox.go): the pass over the
+		// messages hands them to the first sweep.
+		var since time.Time
+		if err == nil && !st.Clean && d.memOut != nil {
+			if since, err = d.readWatermark(ctx); err != nil {
+				return err
+			}
+		}
+		n, unpublished, err := x.rebuild(ctx, since)
 		if err != nil {
 			return fmt.Errorf("store: build the embedded index: %w", err)
 		}
+		if len(unpublished) > 0 {
+			d.log.Info("store: messages stored before an unclean stop may not have been published; the sweep publishes them",
+				"messages", len(unpublished), "since", since)
+			docs := make([]any, len(unpublished))
+			for i, m := range unpublished {
+				docs[i] = m
+			}
+			// Claimable after a live claim, as chatoutbox's entries are: the
+			// clients of the dead process have reconnected by then.
+			d.memOut.stored(docs, time.Now().Add(d.liveClaim()))
+		}
 		d.log.Info("store: built the embedded store's index", "documents", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if d.memOut != nil {
+		// From now on a crash is covered: what was found above stays open
+		// (and holds the watermark back) until a sweep publishes it.
+		if err := d.writeWatermark(ctx); err != nil {
+			return err
+		}
 	}
 	if err := x.listUnread(ctx); err != nil {
 		return fmt.Errorf("store: list the embedded index's unread sets: %w", err)
@@ -240,12 +267,14 @@ func (x *embeddedIndex) writeState(ctx context.Context, clean bool) error {
 }
 
 // rebuild recomputes the index's collections from the documents. It runs
-// before the store serves, so nothing changes meanwhile.
-func (x *embeddedIndex) rebuild(ctx context.Context) (int, error) {
+// before the store serves, so nothing changes meanwhile. With since set, it
+// also returns the messages created from then on (oldest first).
+func (x *embeddedIndex) rebuild(ctx context.Context, since time.Time) (int, []messageDoc, error) {
 	d := x.d
+	var unpublished []messageDoc
 	for _, col := range []string{colRoomTails, colKeys, colUnread} {
 		if err := d.db.Collection(col).Drop(ctx); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	n := 0
@@ -264,15 +293,18 @@ func (x *embeddedIndex) rebuild(ctx context.Context) (int, error) {
 	}
 	cur, err := d.db.Collection(colMessages).Find(ctx, bson.M{}, options.Find().SetBatchSize(1000))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for cur.Next(ctx) {
 		var m messageDoc
 		if err := cur.Decode(&m); err != nil {
 			cur.Close(ctx)
-			return n, err
+			return n, nil, err
 		}
 		n++
+		if !since.IsZero() && !m.CreatedAt.Before(since) {
+			unpublished = append(unpublished, m)
+		}
 		t := tails[m.ChatRoomID]
 		if t == nil {
 			t = &roomTail{}
@@ -284,13 +316,13 @@ func (x *embeddedIndex) rebuild(ctx context.Context) (int, error) {
 			if len(keys) == rebuildBatch*2 {
 				if err := flushKeys(); err != nil {
 					cur.Close(ctx)
-					return n, err
+					return n, nil, err
 				}
 			}
 		}
 	}
 	if err := errors.Join(cur.Err(), cur.Close(ctx), flushKeys()); err != nil {
-		return n, err
+		return n, nil, err
 	}
 	var docs []any
 	insert := func(col string, force bool) error {
@@ -304,24 +336,24 @@ func (x *embeddedIndex) rebuild(ctx context.Context) (int, error) {
 	for room, t := range tails {
 		docs = append(docs, t.doc(room))
 		if err := insert(colRoomTails, false); err != nil {
-			return n, err
+			return n, nil, err
 		}
 	}
 	if err := insert(colRoomTails, true); err != nil {
-		return n, err
+		return n, nil, err
 	}
 
 	now := time.Now()
 	sets := map[string]*unreadSet{}
 	cur, err = d.db.Collection(colNotifications).Find(ctx, bson.M{"isRead": false}, options.Find().SetBatchSize(1000))
 	if err != nil {
-		return n, err
+		return n, nil, err
 	}
 	for cur.Next(ctx) {
 		var doc notificationDoc
 		if err := cur.Decode(&doc); err != nil {
 			cur.Close(ctx)
-			return n, err
+			return n, nil, err
 		}
 		n++
 		if doc.ExpiresAt != nil && !doc.ExpiresAt.After(now) {
@@ -336,22 +368,22 @@ func (x *embeddedIndex) rebuild(ctx context.Context) (int, error) {
 		s.add(doc.ID, doc.ExpiresAt)
 	}
 	if err := errors.Join(cur.Err(), cur.Close(ctx)); err != nil {
-		return n, err
+		return n, nil, err
 	}
 	for u, s := range sets {
 		docs = append(docs, s.doc(u))
 		if err := insert(colUnread, false); err != nil {
-			return n, err
+			return n, nil, err
 		}
 	}
 	if err := insert(colUnread, true); err != nil {
-		return n, err
+		return n, nil, err
 	}
 	// The dropped collections came back as new tables: index their _id.
 	if err := d.ensureCollections(ctx); err != nil {
-		return n, err
+		return n, nil, err
 	}
-	return n, d.embedded.IndexIDs(ctx)
+	return n, unpublished, d.embedded.IndexIDs(ctx)
 }
 
 // isDuplicatesOnly reports whether err is a bulk write error of duplicate keys only.

@@ -105,11 +105,15 @@ func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.M
 		}
 	}
 	deadline := d.deadlineOf(ctx)
+	if d.memOut != nil {
+		d.memOut.opened(doc.ID, doc.CreatedAt)
+	}
 	d.messages.submit(ctx, doc, func(err error) {
 		switch {
 		case err == nil:
 			done(doc.message(), true, nil)
 		case !errors.Is(err, errDuplicate):
+			d.settledInMemory(doc.ID, false, err)
 			done(chat.Message{}, false, err)
 		default:
 			// Rare, and it needs a read: off the batcher's goroutine.
@@ -120,6 +124,7 @@ func (d *DB) InsertMessage(ctx context.Context, m chat.Message, done func(chat.M
 				if created {
 					d.indexLate([]messageDoc{doc}) // landed on an attempt whose answer was lost
 				}
+				d.settledInMemory(doc.ID, created, err)
 				done(stored, created, err)
 			}()
 		}

@@ -12,7 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// The outbox makes "stored" imply "published, once". Before a batch of
+// The outbox makes "stored" imply "published, once" (on the embedded store
+// it is kept in memory: memoutbox.go). Before a batch of
 // messages is inserted, an entry per message is written to chatoutbox (ours,
 // keyed by the message's _id; it only ever holds messages in flight). The
 // live path publishes a message as soon as its insert is acknowledged and
@@ -102,6 +103,14 @@ func (d *DB) releaseOutbox(docs []any) {
 // publishes them and calls MessagesPublished. Entries of messages still
 // absent are kept for dropAfter, then dropped.
 func (d *DB) ClaimUnpublished(ctx context.Context, limit int) ([]chat.Message, error) {
+	if d.memOut != nil {
+		return d.claimMemory(ctx, limit)
+	}
+	return d.claimOutbox(ctx, limit)
+}
+
+// claimOutbox is ClaimUnpublished over chatoutbox.
+func (d *DB) claimOutbox(ctx context.Context, limit int) ([]chat.Message, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	var entries []outboxDoc
 	err := d.all(ctx, "find unpublished messages", &entries, func(ctx context.Context) (*mongo.Cursor, error) {
@@ -172,6 +181,10 @@ func (d *DB) absentFromOutbox(ctx context.Context, e outboxDoc, now time.Time) {
 // MessagesPublished removes the messages' outbox entries. It does not
 // block: entries are deleted in batches by the outbox's own goroutine.
 func (d *DB) MessagesPublished(ids ...string) {
+	if d.memOut != nil {
+		d.publishedMemory(ids)
+		return
+	}
 	d.outboxDone.add(ids)
 }
 

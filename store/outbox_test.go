@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -54,7 +56,7 @@ func outboxIDs(t *testing.T, d *DB) map[bson.ObjectID]outboxDoc {
 // A message is recorded in the outbox before it is stored, and its entry
 // goes once it is published.
 func TestOutboxEntryPrecedesTheMessageAndGoesOncePublished(t *testing.T) {
-	d := openTestDB(t)
+	d := openExternalTestDB(t, Options{Timeout: 10 * time.Second})
 	var seen []bson.ObjectID
 	d.messages.before = func(ctx context.Context, docs []any) error {
 		err := d.writeOutbox(ctx, docs)
@@ -137,7 +139,7 @@ func TestDeadlineCountsFromSubmission(t *testing.T) {
 // publishes the messages at once rather than after the live claim.
 func TestLateAnswerReleasesTheOutboxEntry(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	d := openTestDBWith(t, Options{DataDir: t.TempDir(), Timeout: timeout})
+	d := openExternalTestDB(t, Options{Timeout: timeout})
 	<-d.IndexesReady()
 	d.messages.after = func([]any) { time.Sleep(timeout) } // stored, but the answer comes after the deadline
 	lateCh := make(chan []any, 1)
@@ -163,7 +165,7 @@ func TestLateAnswerReleasesTheOutboxEntry(t *testing.T) {
 // out once, and its entry goes when it is published; an entry whose message
 // never landed is dropped after dropAfter.
 func TestClaimUnpublished(t *testing.T) {
-	d := openTestDBWith(t, Options{DataDir: t.TempDir(), Timeout: time.Second})
+	d := openExternalTestDB(t, Options{Timeout: time.Second})
 	<-d.IndexesReady()
 	ctx := context.Background()
 	o := <-insertAsync(context.Background(), d, testMessage("room-1", "orphan"))
@@ -217,5 +219,84 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The embedded store keeps its outbox in memory: a published message
+// costs no write besides its own, a stored message its live path did not
+// publish goes to the sweep after the live claim, once, and a message stored
+// after its sender was answered goes to the very next sweep.
+func TestMemoryOutbox(t *testing.T) {
+	d := openTestDBWith(t, Options{DataDir: t.TempDir(), Timeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	o := <-insertAsync(ctx, d, testMessage("room-1", "published"))
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	d.MessagesPublished(o.m.ID)
+	orphan := <-insertAsync(ctx, d, testMessage("room-1", "orphan"))
+	if orphan.err != nil {
+		t.Fatal(orphan.err)
+	}
+	if n, err := d.db.Collection(colOutbox).CountDocuments(ctx, bson.M{}); err != nil || n != 0 {
+		t.Fatalf("chatoutbox holds %d entries (%v): the embedded store writes none", n, err)
+	}
+	if got, _ := d.ClaimUnpublished(ctx, 10); len(got) != 0 {
+		t.Fatalf("claimed %v within the live claim", got)
+	}
+	time.Sleep(d.liveClaim())
+	got, err := d.ClaimUnpublished(ctx, 10)
+	if err != nil || len(got) != 1 || got[0].ID != orphan.m.ID {
+		t.Fatalf("claimed %+v (%v), want the orphan alone", got, err)
+	}
+	if again, _ := d.ClaimUnpublished(ctx, 10); len(again) != 0 {
+		t.Fatalf("claimed twice: %v", again)
+	}
+	d.MessagesPublished(orphan.m.ID)
+
+	// Late: stored, but answered after the deadline.
+	d.messages.after = func([]any) { time.Sleep(d.timeout) }
+	late := <-insertAsync(ctx, d, testMessage("room-1", "late"))
+	if !errors.Is(late.err, commserver.ErrStorageUnavailable) {
+		t.Fatalf("answer %v, want STORAGE_UNAVAILABLE", late.err)
+	}
+	waitFor(t, func() bool {
+		got, _ := d.ClaimUnpublished(ctx, 10)
+		return len(got) == 1 && got[0].Text == "late"
+	})
+}
+
+// After an unclean stop, the embedded store hands the first sweep every
+// message created from its last outbox watermark on: a crash between the
+// write and the broadcast loses nothing.
+func TestMemoryOutboxAfterACrash(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d1, err := Open(ctx, Options{DataDir: dir, Timeout: 5 * time.Second}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := <-insertAsync(ctx, d1, testMessage("room-1", "published"))
+	d1.MessagesPublished(published.m.ID)
+	waitFor(t, func() bool { // the watermark has passed the published message
+		w, err := d1.readWatermark(ctx)
+		return err == nil && w.After(published.m.CreatedAt)
+	})
+	o := <-insertAsync(ctx, d1, testMessage("room-1", "stored, never published"))
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	// The crash: the process's store goes away without the store's Close.
+	d1.embedded.Close()
+
+	d2 := openTestDBWith(t, Options{DataDir: dir, Timeout: 300 * time.Millisecond})
+	if got, _ := d2.ClaimUnpublished(ctx, 10); len(got) != 0 {
+		t.Fatalf("claimed %v at once; the clients of the dead process get a live claim to come back", got)
+	}
+	time.Sleep(d2.liveClaim())
+	got, err := d2.ClaimUnpublished(ctx, 10)
+	if err != nil || len(got) != 1 || got[0].ID != o.m.ID {
+		t.Fatalf("after the crash the sweep got %+v (%v), want the unpublished message alone", got, err)
 	}
 }

@@ -63,6 +63,7 @@ type DB struct {
 	messages      *batcher
 	notifications *batcher
 	outboxDone    *outboxDeleter
+	memOut        *memOutbox // the embedded store's outbox; nil on MongoDB
 
 	indexesMu   chan struct{} // a one-slot semaphore serialising createIndexes (a caller's deadline still holds)
 	indexesDone chan struct{}
@@ -117,10 +118,18 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 	bg, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	d.messages = newBatcher(d, colMessages, opts.BatchSize)
-	d.messages.before = d.writeOutbox
-	d.messages.late = d.releaseOutbox
 	d.notifications = newBatcher(d, colNotifications, opts.BatchSize)
 	d.outboxDone, d.stopOutbox = newOutboxDeleter(), make(chan struct{})
+	if d.embedded != nil {
+		d.memOut = newMemOutbox() // the outbox in memory (memoutbox.go)
+		// Stored: its live path publishes it, or the sweep after the live
+		// claim. Stored after its sender was answered: the next sweep.
+		d.messages.after = func(docs []any) { d.memOut.stored(docs, time.Now().Add(d.liveClaim())) }
+		d.messages.late = func(docs []any) { d.memOut.stored(docs, time.Now()) }
+	} else {
+		d.messages.before = d.writeOutbox
+		d.messages.late = d.releaseOutbox
+	}
 	if d.embedded != nil {
 		// The embedded store is up with us: its indexes and its own index
 		// are ready before anything is served.
@@ -142,6 +151,10 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 	d.wg.Add(2)
 	go func() { defer d.wg.Done(); d.ensureIndexesLoop(bg) }()
 	go func() { defer d.wg.Done(); d.runOutboxDeleter(d.stopOutbox) }()
+	if d.memOut != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.runWatermark(d.stopOutbox) }()
+	}
 	return d, nil
 }
 
@@ -153,6 +166,9 @@ func (d *DB) Close(ctx context.Context) error {
 	close(d.stopOutbox)
 	d.stop()
 	d.wg.Wait()
+	if d.memOut != nil {
+		d.persistOpen(ctx)
+	}
 	if d.index != nil {
 		d.stopIndex() // written back last: everything above may have changed it
 	}
@@ -353,7 +369,13 @@ func (d *DB) ensureIndexes(ctx context.Context) error {
 // startIndex hooks the embedded index to the writers and starts its write-back.
 func (d *DB) startIndex() {
 	x := d.index
-	d.messages.after = func(docs []any) { x.addMessages(messageDocs(docs), false) }
+	memOut := d.messages.after
+	d.messages.after = func(docs []any) {
+		x.addMessages(messageDocs(docs), false)
+		if memOut != nil {
+			memOut(docs)
+		}
+	}
 	d.notifications.after = func(docs []any) { x.unread(notificationDocs(docs)) }
 	d.stopIdx, d.idxDone = make(chan struct{}), make(chan struct{})
 	go func() { defer close(d.idxDone); x.run(d.stopIdx) }()

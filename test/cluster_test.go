@@ -18,8 +18,10 @@ import (
 )
 
 // clusterPods starts n server processes on one Redis (a prefix of the
-// test's own), as pods of one deployment.
-func clusterPods(t *testing.T, n int) (pods []*server, rdb *redis.Client, prefix string) {
+// test's own) and one store (an embedded FerretDB served over TCP by the
+// test), as pods of one deployment. extra is added to every pod's
+// environment (REDIS_URL=... there replaces the shared Redis).
+func clusterPods(t *testing.T, n int, extra ...string) (pods []*server, rdb *redis.Client, prefix string) {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -41,7 +43,8 @@ func clusterPods(t *testing.T, n int) (pods []*server, rdb *redis.Client, prefix
 		rdb.Close()
 	})
 	env := []string{"REDIS_URL=" + redisURL, "CLUSTER_REDIS_PREFIX=" + prefix, "SMS_REDIS_PREFIX=" + prefix + "sms:",
-		"PRESENCE_GRACE=500ms", "PRESENCE_POD_TTL=3s"}
+		"PRESENCE_GRACE=500ms", "PRESENCE_POD_TTL=3s", "MONGODB_URI=" + serveFerretDB(t)}
+	env = append(env, extra...)
 	for range n {
 		pods = append(pods, startServer(t, env...))
 	}

@@ -254,3 +254,68 @@ func TestKilledBetweenWriteAndBroadcastDeliversOnceAfterRestart(t *testing.T) {
 	tl.waitText(t, c, "bob", "crash here", 20*time.Second)
 	deliveredOnce(t, c, tl, ds.URI, "crash", "alice", "bob", "alice")
 }
+
+// The same crash on the embedded store (the default: no MONGODB_URI), whose
+// outbox is kept in memory with a watermark in the store: after the restart
+// on the same DATA_DIR the room gets the message, once.
+func TestKilledBetweenWriteAndBroadcastOnTheEmbeddedStore(t *testing.T) {
+	bin := buildOnce(t, "../cmd/commserver", "failpoint")
+	srv := startServerBinary(t, bin, "STORE_TIMEOUT=2s", "FAILPOINT_KILL_BEFORE_PUBLISH=crash here")
+	srv.putRoom(t, "crash", alice, bob)
+	c := newJS(t, srv)
+	for _, n := range []string{"alice", "bob"} {
+		c.connect(n, token(map[string]string{"alice": alice, "bob": bob}[n]), map[string]any{"reconnection": true})
+		wantOK(t, n+" joins", c.emitAck(n, "joinChat", map[string]any{"chatRoomId": "crash"}))
+	}
+	send(t, c, "alice", "crash", "before the crash")
+	// The store's outbox watermark passes a published message within two
+	// seconds (written once a second, a second behind): a crash after that
+	// is about the next message only (before it, the message published just
+	// before the crash may go out again, which clients dedupe).
+	time.Sleep(3 * time.Second)
+	c.emit("alice", "sendMessage", map[string]any{"chatRoomId": "crash", "message": "crash here"})
+	select {
+	case <-srv.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the failpoint did not kill the server")
+	}
+	srv.cmd = nil
+	env := srv.env[:0:0]
+	for _, e := range srv.env {
+		if !strings.HasPrefix(e, "FAILPOINT_") {
+			env = append(env, e)
+		}
+	}
+	srv.env = env // same DATA_DIR; the restarted server publishes the message instead of dying again
+	srv.startOn(srv.port)
+	for _, n := range []string{"alice", "bob"} {
+		if r := c.call(map[string]any{"op": "waitReconnect", "name": n, "timeoutMs": 20000}); r["ok"] != true {
+			t.Fatalf("%s did not reconnect: %v", n, r)
+		}
+		wantOK(t, n+" joins again", c.emitAck(n, "joinChat", map[string]any{"chatRoomId": "crash"}))
+	}
+	tl := tally{}
+	tl.waitText(t, c, "bob", "crash here", 20*time.Second)
+	// A marker after it; then every stored message of the room reached each
+	// member once (the one before the crash live, the other after it).
+	send(t, c, "alice", "crash", "marker")
+	code, body := srv.api(t, "GET", "/chat/rooms/crash/messages?page=1&limit=100", bearerOf(alice), nil)
+	if code != 200 {
+		t.Fatalf("history: %d %v", code, body)
+	}
+	stored := map[string]bool{}
+	for _, m := range messagesOf(t, body) {
+		stored[m["_id"].(string)] = true
+	}
+	if len(stored) != 3 {
+		t.Fatalf("%d messages stored, want 3", len(stored))
+	}
+	for _, r := range []string{"alice", "bob"} {
+		tl.waitText(t, c, r, "marker", 20*time.Second)
+		for id := range stored {
+			if tl[r][id] != 1 {
+				t.Errorf("%s got stored message %s %d times, want once", r, id, tl[r][id])
+			}
+		}
+	}
+}

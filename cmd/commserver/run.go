@@ -96,12 +96,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	chatSvc := chat.NewService(db, hub, self.tracker, notifySvc, self.invalidator(), chat.Options{
 		OpenRooms: cfg.ChatRoomPolicy == config.RoomPolicyOpen, MaxMessageLength: cfg.MaxMessageLength,
 		MaxRoomIDLength: cfg.MaxRoomIDLength, StoreTimeout: cfg.StoreTimeout}, log)
-	sched, err := newScheduler(cfg, db, notifySvc, smsSvc, rdb, metrics, log)
+	// Every connection is noted for the scheduler's "active user" (written debounced, in batches,
+	// and before each job run).
+	connections := scheduler.NewConnectionRecorder(db, scheduler.RecorderOptions{}, log)
+	sched, err := newScheduler(cfg, db, notifySvc, smsSvc, rdb, metrics, connections, log)
 	if err != nil {
 		return err
 	}
-	// Every connection is noted for the scheduler's "active user" (written debounced, in batches).
-	connections := scheduler.NewConnectionRecorder(db, scheduler.RecorderOptions{}, log)
 	verifier := gateway.NewVerifier(gateway.VerifierOptions{Secret: cfg.JWTSecret, PublicKey: cfg.JWTPublicKey,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserClaim: cfg.JWTUserClaim, MaxBytes: cfg.JWTMaxBytes})
 	hub.Serve(gateway.SocketDeps{Verifier: verifier, Chat: chatSvc, Unread: notifySvc,

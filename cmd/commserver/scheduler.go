@@ -15,7 +15,7 @@ import (
 // newScheduler builds the scheduled jobs: locked in Redis across instances,
 // or in memory for a single instance (no REDIS_URL).
 func newScheduler(cfg config.Config, db *store.DB, notifySvc *notify.Service, smsSvc *sms.Service,
-	rdb redis.UniversalClient, metrics *gateway.Metrics, log *slog.Logger) (*scheduler.Scheduler, error) {
+	rdb redis.UniversalClient, metrics *gateway.Metrics, seen *scheduler.ConnectionRecorder, log *slog.Logger) (*scheduler.Scheduler, error) {
 	sc := cfg.Scheduler
 	var locker scheduler.Locker = scheduler.NewLocalLocker(nil)
 	if rdb != nil {
@@ -24,7 +24,7 @@ func newScheduler(cfg config.Config, db *store.DB, notifySvc *notify.Service, sm
 		log.Info("no REDIS_URL: scheduled jobs are locked in this process only (run a single instance)")
 	}
 	return scheduler.New(scheduler.Deps{Store: db, Notify: notifySvc, SMS: smsSvc, Locker: locker,
-		Metrics: metrics.Registerer(), Log: log}, scheduler.Options{
+		Metrics: metrics.Registerer(), Log: log, Activity: seen}, scheduler.Options{
 		Enabled: sc.Enabled, Location: sc.Location, Schedules: sc.Schedules, ActiveWindow: sc.ActiveWindow,
 		ActiveSources: sc.ActiveSources, BatchSize: sc.BatchSize, CatchUpWindow: sc.CatchUpWindow, LockTTL: sc.LockTTL,
 		ReadNotificationRetention: sc.ReadNotificationRetention, ChatArchiveAfter: sc.ChatArchiveAfter,
