@@ -66,9 +66,9 @@ const (
 
 const (
 	indexVersion   = 1
-	tailSize       = 100                    // messages copied per room: history's 50, and room for deletions
+	tailSize       = 100             // messages copied per room: history's 50, and room for deletions
 	indexFlushWait = 5 * time.Second // how often changes are written back (a clean close writes the rest; an unclean one rebuilds)
-	maxCachedTails = 2048                   // clean entries kept in memory beyond these are dropped
+	maxCachedTails = 2048            // clean entries kept in memory beyond these are dropped
 	maxCachedSets  = 8192
 	maxUnreadIDs   = 100_000 // a user's unread set past this is counted from the documents
 	rebuildBatch   = 500
