@@ -19,6 +19,8 @@ rm -rf "${TMPDIR:-/tmp}"/commserver-bench.* # stores of earlier runs
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 go_cmd="$here/bench/server.sh"
+# crossnode's two pods share this run's own key prefix on Redis.
+export BENCH_REDIS_PREFIX=${BENCH_REDIS_PREFIX:-fitmate:bench:$(date +%s):}
 one() { # one NAME run.sh-args...
   local name=$1; shift
   echo "== $name" >&2
@@ -31,9 +33,11 @@ if (($#)); then
   one custom "$@"
 else
   one connect-10000 connect --n 10000
+  one connect-18000 connect --n 18000
   one fanout-10x100-w16 fanout --rooms 10 --members 100 --window 16
   one fanout-1x1000-w16 fanout --rooms 1 --members 1000 --window 16
   one fanout-10x100-r300 fanout --rooms 10 --members 100 --rate 300
+  one crossnode-10x100-w16 crossnode --rooms 10 --members 100 --window 16
 fi
 loadgen=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fitmate-bench}/bin/loadgen
 "$loadgen" report --max-others "${MAX_OTHERS:-5}" --ref noderef "$out"/*/results.jsonl | tee "$out/report.txt"

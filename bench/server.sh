@@ -12,4 +12,6 @@ export DATA_DIR=$data
 export CHAT_ROOM_POLICY=${BENCH_ROOM_POLICY:-open}
 export SOCKET_EVENTS_PER_MINUTE=100000000 SOCKET_EVENT_BURST=100000000
 export LOG_LEVEL=${LOG_LEVEL:-warn}
+# crossnode gives both pods REDIS_URL: they cluster under this run's prefix.
+export CLUSTER_REDIS_PREFIX=${BENCH_REDIS_PREFIX:-fitmate:bench:}
 exec "$bin"

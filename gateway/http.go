@@ -31,6 +31,9 @@ type HTTPDeps struct {
 	Chat          ChatAPI
 	Notify        Notifications
 	Ready         func(ctx context.Context) error // nil when ready; called by /readyz
+	// Degraded names what works in part (the cluster's Redis, say) and why;
+	// /readyz reports it and stays 200: the pod still serves its own sockets.
+	Degraded func() map[string]string
 	Metrics       *Metrics
 	Log           *slog.Logger
 

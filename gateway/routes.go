@@ -83,5 +83,11 @@ func (a *api) readyz(c *gin.Context) {
 			return
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "sockets": a.Hub.Connected()})
+	body := gin.H{"status": "ready", "sockets": a.Hub.Connected()}
+	if a.Degraded != nil {
+		if d := a.Degraded(); len(d) > 0 {
+			body["status"], body["degraded"] = "degraded", d
+		}
+	}
+	c.JSON(http.StatusOK, body)
 }

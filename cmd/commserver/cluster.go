@@ -101,6 +101,21 @@ func (p *pod) registerMetrics(reg prometheus.Registerer) {
 	}
 }
 
+// degraded names the shared parts that do not answer now (for /readyz):
+// the pod goes on serving its own sockets meanwhile.
+func (p *pod) degraded() map[string]string {
+	d := map[string]string{}
+	if err := p.tracker.Health(); err != nil {
+		d["presence"] = err.Error()
+	}
+	if p.bus != nil {
+		if err := p.bus.Health(); err != nil {
+			d["cacheBus"] = err.Error()
+		}
+	}
+	return d
+}
+
 func up(err error) float64 {
 	if err != nil {
 		return 0

@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		EventsPerMinute: cfg.EventsPerMinute, EventBurst: cfg.EventBurst, Metrics: metrics})
 	handler := gateway.NewHandler(gateway.HTTPDeps{Hub: hub, Verifier: verifier, ServiceAPIKey: cfg.ServiceAPIKey,
 		CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxPayloadBytes, Chat: chatSvc, Notify: notifySvc, Metrics: metrics, Log: log,
-		Ready: db.Ping, SMS: smsSvc, TrustedProxies: cfg.TrustedProxies, Jobs: sched, Goals: goals.New(db, nil),
+		Ready: db.Ping, Degraded: self.degraded, SMS: smsSvc, TrustedProxies: cfg.TrustedProxies, Jobs: sched, Goals: goals.New(db, nil),
 		ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout, PingInterval: cfg.PingInterval})
 
 	var pprofSrv *http.Server
