@@ -34,8 +34,8 @@ type HTTPDeps struct {
 	// Degraded names what works in part (the cluster's Redis, say) and why;
 	// /readyz reports it and stays 200: the pod still serves its own sockets.
 	Degraded func() map[string]string
-	Metrics       *Metrics
-	Log           *slog.Logger
+	Metrics  *Metrics
+	Log      *slog.Logger
 
 	// ReadTimeout bounds the read of a request body (the header read is the
 	// http.Server's); WriteTimeout the write of an answer. A Socket.IO
