@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -280,6 +281,12 @@ func (h *Hub) authenticate(s *socketio.Socket) error {
 	p, err := h.deps.Verifier.Verify(token)
 	if err != nil {
 		return h.refuse(err)
+	}
+	if s.Recovered() && !slices.Contains(s.Rooms(), userRoom(p.UserID)) {
+		// The session was another user's (an app that swapped the token
+		// on a reconnecting socket): its rooms and missed events are not
+		// this user's to have. The socket goes on as a new session.
+		s.DiscardRecovery()
 	}
 	h.deps.Metrics.handshake("ok")
 	s.SetData(&session{Principal: p})

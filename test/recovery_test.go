@@ -137,3 +137,54 @@ func TestOversizeTokenIsRefusedByName(t *testing.T) {
 		})
 	}
 }
+
+// A session is recovered only for the user it was theirs: a socket whose
+// token is swapped for another user's while it reconnects (an app that
+// keeps the socket across a log-out and log-in) gets a fresh session —
+// none of the previous user's rooms, nothing they missed.
+func TestRecoveryIsNotHandedToAnotherUser(t *testing.T) {
+	srv := startServer(t)
+	srv.putRoom(t, "room-swap", alice, carol)
+	c := newJS(t, srv)
+	first := c.connect("tab", token(alice), map[string]any{"reconnection": true, "transports": []string{"websocket"}})
+	c.connect("carol", token(carol))
+	for _, n := range []string{"tab", "carol"} {
+		wantOK(t, n+" joins", c.emitAck(n, "joinChat", map[string]any{"chatRoomId": "room-swap"}))
+	}
+	c.call(map[string]any{"op": "setAuth", "name": "tab", "auth": map[string]any{"token": token(bob)}})
+	c.call(map[string]any{"op": "dropTransport", "name": "tab"})
+	if _, err := c.tryWait("tab", "$disconnect", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, "carol", "room-swap", "for alice's eyes")
+	code, _ := srv.api(t, "POST", "/notifications", serviceKey(), map[string]any{
+		"userId": alice, "title": "t", "message": "alice's notification", "type": "system"})
+	if code != 201 {
+		t.Fatalf("POST /notifications: %d", code)
+	}
+	if r := c.call(map[string]any{"op": "waitReconnect", "name": "tab", "timeoutMs": 10000}); r["ok"] != true {
+		t.Fatalf("no reconnection: %v", r["error"])
+	}
+	if st := c.state("tab"); st["recovered"] == true || st["sid"] == first["sid"] {
+		t.Fatalf("bob's token recovered alice's session: %v", st)
+	}
+	// Marker: a notification to bob arrives; nothing of alice's came before it.
+	if code, _ := srv.api(t, "POST", "/notifications", serviceKey(), map[string]any{
+		"userId": bob, "title": "t", "message": "bob's marker", "type": "system"}); code != 201 {
+		t.Fatalf("POST /notifications: %d", code)
+	}
+	if n := c.waitEvent("tab", "newNotification").(map[string]any); n["message"] != "bob's marker" {
+		t.Fatalf("bob's socket got %v", n)
+	}
+	send(t, c, "carol", "room-swap", "after the swap")
+	if code, _ := srv.api(t, "POST", "/notifications", serviceKey(), map[string]any{
+		"userId": bob, "title": "t", "message": "bob's second marker", "type": "system"}); code != 201 {
+		t.Fatal("POST /notifications")
+	}
+	if n := c.waitEvent("tab", "newNotification").(map[string]any); n["message"] != "bob's second marker" {
+		t.Fatalf("bob's socket got %v", n)
+	}
+	if got := c.drain("tab", "newMessage"); len(got) != 0 {
+		t.Fatalf("bob's socket got alice's room's messages: %v", got)
+	}
+}

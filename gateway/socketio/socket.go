@@ -409,6 +409,26 @@ func (s *Socket) restore(sess *SessionToPersist) {
 	s.nsp.add(s)
 }
 
+// DiscardRecovery is for a middleware that finds a restored session is not
+// this client's to take (its token names another user than the session's
+// rooms do): the socket leaves every restored room, the broadcasts it
+// missed and those held for it are dropped, and it goes on as a new
+// session, with a fresh id and private id. It does nothing on a socket
+// that was not recovered.
+func (s *Socket) DiscardRecovery() {
+	if !s.recovered {
+		return
+	}
+	nsp := s.nsp
+	nsp.adapter.DelAll(s)
+	nsp.remove(s)
+	s.mu.Lock()
+	s.held, s.data = nil, nil
+	s.mu.Unlock()
+	s.id, s.pid, s.recovered = newID(), newID(), false
+	nsp.add(s)
+}
+
 // establish makes a connecting socket connected: the CONNECT answer, then
 // the restored and held messages, with nothing of anyone else's between.
 func (s *Socket) establish() bool {

@@ -130,6 +130,13 @@ const ops = {
     return {};
   },
 
+  async setAuth(r) {
+    // what an app does when it swaps the token of a socket it keeps: the next
+    // (re)connection presents this auth, with the same recovery session
+    get(r.name).socket.auth = r.auth ?? {};
+    return {};
+  },
+
   async close(r) {
     const e = sockets.get(r.name);
     if (e) { e.socket.close(); sockets.delete(r.name); }
