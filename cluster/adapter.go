@@ -159,11 +159,12 @@ func AdapterBase(prefix string) string {
 // with the same options). Close stops them; rdb stays the caller's.
 func NewAdapters(rdb *redis.Client, opts AdapterOptions) *Adapters {
 	opts = opts.withDefaults()
-	ro := *rdb.Options()
-	ro.ReadTimeout = opts.Block + opts.Timeout
-	ro.PoolSize = 2
-	ro.MinIdleConns = 0
-	ro.ClientName = "fitmate-commserver-adapter-reader"
+	o := rdb.Options()
+	ro := redis.Options{Network: o.Network, Addr: o.Addr, Dialer: o.Dialer, Protocol: o.Protocol,
+		Username: o.Username, Password: o.Password, CredentialsProvider: o.CredentialsProvider, DB: o.DB,
+		TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout, WriteTimeout: o.WriteTimeout,
+		ReadTimeout: opts.Block + opts.Timeout, PoolTimeout: o.PoolTimeout, PoolSize: 2, MaxRetries: -1,
+		ClientName: "fitmate-commserver-adapter-reader"}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Adapters{
 		opts: opts, rdb: rdb, rd: redis.NewClient(&ro), base: AdapterBase(opts.Prefix),

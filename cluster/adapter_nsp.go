@@ -245,16 +245,8 @@ func (a *Adapter) RestoreSession(s *socketio.Socket, pid, offset string) (*socke
 		}
 		return nil, nil
 	}
-	last, _ := parseStreamID(info.LastGeneratedID)
-	if last.less(off) {
-		return nil, nil // never given out
-	}
-	if deleted, ok := parseStreamID(info.MaxDeletedEntryID); ok {
-		if off.less(deleted) {
-			return nil, nil // something after offset was trimmed
-		}
-	} else if n, err := a.all.rdb.XRange(ctx, a.key, offset, offset).Result(); err != nil || len(n) == 0 {
-		return nil, nil // Redis < 7.0: the offset's own entry must still be there
+	if !offsetKept(off, info) {
+		return nil, nil
 	}
 	sess := &socketio.Session{SessionToPersist: socketio.SessionToPersist{SID: st.SID, PID: st.PID, Rooms: st.Rooms}}
 	if len(st.Data) > 0 {
@@ -286,6 +278,28 @@ func (a *Adapter) RestoreSession(s *socketio.Socket, pid, offset string) (*socke
 	a.Restore(s, &sess.SessionToPersist)
 	sess.Missed = rp.msgs
 	return sess, nil
+}
+
+// offsetKept reports whether every entry after off is still in the stream:
+// off was given out (not past the last id), and trimming (which removes the
+// oldest entries) has not reached past it — off is at or after the first
+// entry kept, or the stream is empty and off is its last id. An XDEL past
+// off (max-deleted-entry-id, Redis 7) fails it too. Conservative: a client
+// whose offset entry was trimmed with nothing after it lost gets a fresh
+// session all the same.
+func offsetKept(off streamID, info *redis.XInfoStream) bool {
+	last, ok := parseStreamID(info.LastGeneratedID)
+	if !ok || last.less(off) {
+		return false
+	}
+	if deleted, ok := parseStreamID(info.MaxDeletedEntryID); ok && off.less(deleted) {
+		return false
+	}
+	if info.Length == 0 {
+		return off == last
+	}
+	first, ok := parseStreamID(info.FirstEntry.ID)
+	return ok && !off.less(first)
 }
 
 func isNoSuchKey(err error) bool {
