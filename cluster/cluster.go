@@ -1,6 +1,7 @@
 // Package cluster holds what makes several pods one service over Redis:
-// presence shared by every pod (PresenceStore, for package presence) and
-// cache invalidation between pods (CacheBus, for package chat). The domain
+// presence shared by every pod (PresenceStore, for package presence),
+// cache invalidation between pods (CacheBus, for package chat) and the
+// Socket.IO adapter over Redis Streams (Adapters, for gateway/socketio). The domain
 // packages declare what they need; this package is the only one that knows
 // the Redis side, and its key layout and message format are versioned
 // (KeyLayoutVersion, docs/cluster.md) so two releases can share a Redis.

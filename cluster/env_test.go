@@ -29,7 +29,7 @@ var unsafeKeyChars = regexp.MustCompile(`[^A-Za-z0-9_]+`)
 // testRedis connects to the real Redis and returns a client and a key prefix
 // of this test's own (its name and a random suffix); its keys go with the
 // test. Redis is shared: nothing here touches other keys.
-func testRedis(t *testing.T) (*redis.Client, string) {
+func testRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
 	rdb, err := cluster.NewClient(redisURL(), 2*time.Second)
 	if err != nil {

@@ -13,19 +13,52 @@ import (
 )
 
 // pod is what makes this process one pod among several: presence shared
-// through a Store (Redis with REDIS_URL, else this process's memory) and
-// the chat cache's invalidations (nil without Redis).
+// through a Store (Redis with REDIS_URL, else this process's memory), the
+// chat cache's invalidations and the Socket.IO adapter (nil without Redis).
 type pod struct {
-	id      string
-	tracker *presence.Tracker
-	bus     *cluster.CacheBus // nil: one instance
-	rdb     *redis.Client     // nil: one instance
+	id       string
+	tracker  *presence.Tracker
+	bus      *cluster.CacheBus // nil: one instance
+	rdb      *redis.Client     // nil: one instance
+	adapters *podAdapters      // nil: one instance
+}
+
+// podAdapters is the cross-pod Socket.IO adapter (one per namespace, over
+// Redis Streams) and the Redis client it has to itself, so a burst of
+// broadcasts never waits on presence's pool or the other way round.
+type podAdapters struct {
+	*cluster.Adapters
+	rdb *redis.Client
+}
+
+// newAdapters builds the Socket.IO adapters of pod id (nil without
+// REDIS_URL). They exist before the hub (HubOptions.Adapter) and are closed
+// after it (Close).
+func newAdapters(cfg config.Config, id string, log *slog.Logger) (*podAdapters, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	rdb, err := cluster.NewClient(cfg.RedisURL, cfg.ClusterRedisTimeout)
+	if err != nil {
+		return nil, err
+	}
+	ads := cluster.NewAdapters(rdb, cluster.AdapterOptions{Prefix: cfg.ClusterRedisPrefix, Pod: id,
+		RecoveryWindow: cfg.RecoveryWindow, Timeout: cfg.ClusterRedisTimeout, Log: log})
+	return &podAdapters{Adapters: ads, rdb: rdb}, nil
+}
+
+// Close stops the adapters (publishing what is queued, within the timeout)
+// and closes their client.
+func (a *podAdapters) Close() {
+	_ = a.Adapters.Close()
+	_ = a.rdb.Close()
 }
 
 // newPod builds the pod's parts; Close releases them once Run is over.
-// announce receives the presence changes this pod is to announce (nil: none).
-func newPod(cfg config.Config, announce func(presence.Change), log *slog.Logger) (*pod, error) {
-	p := &pod{id: presence.NewPodID()}
+// announce receives the presence changes this pod is to announce (nil: none);
+// adapters are the pod's Socket.IO adapters (nil: one instance), for metrics.
+func newPod(cfg config.Config, id string, adapters *podAdapters, announce func(presence.Change), log *slog.Logger) (*pod, error) {
+	p := &pod{id: id, adapters: adapters}
 	var store presence.Store = presence.NewMemoryStore()
 	if cfg.RedisURL != "" {
 		rdb, err := cluster.NewClient(cfg.RedisURL, cfg.ClusterRedisTimeout)
@@ -89,6 +122,31 @@ func (p *pod) registerMetrics(reg prometheus.Registerer) {
 			Help: "1 while the presence store answers, 0 while this pod tracks its sockets alone."},
 			func() float64 { return up(p.tracker.Health()) }),
 	)
+	if a := p.adapters; a != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commserver_adapter_published_total",
+				Help: "Socket.IO adapter entries (broadcasts, room operations, requests) written to Redis."},
+				func() float64 { return float64(a.Stats().Published) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commserver_adapter_received_total",
+				Help: "Socket.IO adapter entries read from Redis (every pod's, this one's too)."},
+				func() float64 { return float64(a.Stats().Received) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commserver_adapter_errors_total",
+				Help: "Socket.IO adapter calls to Redis that failed (publishing, reading, sessions, heartbeat)."},
+				func() float64 { return float64(a.Stats().Errors) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commserver_adapter_dropped_total",
+				Help: "Socket.IO adapter entries dropped because the publish queue was full (other pods missed them)."},
+				func() float64 { return float64(a.Stats().Dropped) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "commserver_adapter_queued",
+				Help: "Socket.IO adapter entries waiting to be published (they pile up while Redis is down)."},
+				func() float64 { return float64(a.Stats().Queued) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "commserver_adapter_queued_bytes",
+				Help: "About what the entries waiting to be published weigh."},
+				func() float64 { return float64(a.Stats().QueuedBytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "commserver_adapter_up",
+				Help: "1 while the Socket.IO adapter publishes to and reads from Redis; 0 while broadcasts stay on this pod."},
+				func() float64 { return up(a.Health()) }),
+		)
+	}
 	if p.bus != nil {
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commserver_cache_bus_errors_total",

@@ -76,8 +76,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	metrics := gateway.NewMetrics()
-	hub, err := gateway.NewHub(gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
-		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, RecoveryWindow: cfg.RecoveryWindow}, log)
+	// Socket.IO across pods (REDIS_URL): every namespace's broadcasts, room
+	// operations and recovery go through Redis Streams. Built before the hub
+	// that uses it, closed after the hub (the deferred Close runs after stop).
+	podID := presence.NewPodID()
+	adapters, err := newAdapters(cfg, podID, log)
+	if err != nil {
+		return err
+	}
+	hubOpts := gateway.HubOptions{CORSOrigins: cfg.CORSOrigins, MaxPayloadBytes: cfg.MaxPayloadBytes,
+		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, RecoveryWindow: cfg.RecoveryWindow}
+	if adapters != nil {
+		defer adapters.Close()
+		hubOpts.Adapter = adapters.For
+	}
+	hub, err := gateway.NewHub(hubOpts, log)
 	if err != nil {
 		return err
 	}
@@ -85,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// caches dropped across pods. Without Redis the same code runs in memory.
 	// The presence Tracker decides who comes online and goes offline,
 	// cluster-wide, and the hub announces it.
-	self, err := newPod(cfg, func(c presence.Change) { hub.AnnouncePresence(c.UserID, c.SocketID, c.Online) }, log)
+	self, err := newPod(cfg, podID, adapters, func(c presence.Change) { hub.AnnouncePresence(c.UserID, c.SocketID, c.Online) }, log)
 	if err != nil {
 		return err
 	}

@@ -266,6 +266,11 @@ func (a *MemoryAdapter) BroadcastLocal(p *Packet, opts BroadcastOptions, offset 
 	return nil
 }
 
+// Deliver sends an already built message (BuildMessage) to the local
+// sockets opts select, each once. A cluster adapter calls it with the bytes
+// another node encoded, so a broadcast is encoded once in the whole cluster.
+func (a *MemoryAdapter) Deliver(msg *engine.Message, opts BroadcastOptions) { a.deliver(msg, opts) }
+
 func (a *MemoryAdapter) deliver(msg *engine.Message, opts BroadcastOptions) {
 	n := 0
 	a.forEach(opts, func(s *Socket) {
@@ -525,6 +530,13 @@ func (l *recoveryLog) restore(pid, offset string) *Session {
 	return sess
 }
 
+// SessionIncludes reports whether a broadcast to rooms except except
+// reached a session in sessionRooms (its rooms and its own id), for the
+// replay of a cluster adapter's recovery: Node's shouldIncludePacket.
+func SessionIncludes(sessionRooms, rooms, except []string) bool {
+	return includes(sessionRooms, rooms, except)
+}
+
 // includes is Node's shouldIncludePacket: the session is in one of the
 // rooms (or there were none) and in none of the excepted.
 func includes(sessionRooms, rooms, except []string) bool {
@@ -550,6 +562,15 @@ func includes(sessionRooms, rooms, except []string) bool {
 // encodeText encodes a packet's text part (no frame) and its attachments.
 func encodeText(p *Packet) ([]byte, [][]byte, error) {
 	return AppendPacket(make([]byte, 0, 64), p)
+}
+
+// BuildMessage frames a packet encoded by AppendPacket (its text part and
+// attachments) into a message that can be sent to many connections, with
+// offset (when not empty) appended as the last argument of its array: what a
+// cluster adapter hands to MemoryAdapter.Deliver and returns in
+// Session.Missed.
+func BuildMessage(text []byte, offset string, atts [][]byte) *engine.Message {
+	return buildMessage(text, offset, atts)
 }
 
 // buildMessage frames an encoded packet once, appending offset as the

@@ -130,6 +130,10 @@ func (n *Namespace) HandleServerSideEvent(event string, args []any) {
 	}
 }
 
+// NextAckID reserves an acknowledgement id of this namespace on this node,
+// for an adapter that delivers another node's BroadcastWithAck here.
+func (n *Namespace) NextAckID() uint64 { return n.ackSeq.Add(1) - 1 }
+
 // ServerSideEmit sends an event to this namespace on the other nodes.
 func (n *Namespace) ServerSideEmit(event string, args ...any) error {
 	return n.adapter.ServerSideEmit(event, args)
