@@ -175,7 +175,8 @@ func NewAdapters(rdb *redis.Client, opts AdapterOptions) *Adapters {
 	a.local.init()
 	a.pods.Store(&[]string{})
 	a.heartbeat()
-	a.wg.Add(4)
+	a.wg.Add(5)
+	go func() { defer a.wg.Done(); a.liveLoop() }()
 	go func() { defer a.wg.Done(); a.publishLoop() }()
 	go func() { defer a.wg.Done(); a.readLoop() }()
 	go func() { defer a.wg.Done(); a.heartbeatLoop() }()
@@ -190,6 +191,7 @@ func (a *Adapters) For(nsp *socketio.Namespace) socketio.Adapter {
 		key: a.base + "stream:" + nsp.Name(), lastSeq: make(map[string]uint64),
 	}
 	ad.mark.Store(new(string))
+	ad.live.init()
 	// Start reading after the stream's current end, now: what this pod
 	// publishes from here on is read back (and delivered) by the reader.
 	if id, err := a.lastID(ad.key); err == nil {
@@ -315,6 +317,8 @@ type outItem struct {
 
 	sessKey string // a session SET instead of an entry
 	sessVal []byte
+	sessTTL time.Duration // 0: the recovery window
+	sessDel bool          // a DEL of sessKey instead
 }
 
 func (it *outItem) size() int {
@@ -447,6 +451,13 @@ func (a *Adapters) setDown(err error) {
 	a.pubErr.Store(&err)
 }
 
+// publishingDown reports whether publishing fails now.
+func (a *Adapters) publishingDown() bool {
+	a.q.mu.Lock()
+	defer a.q.mu.Unlock()
+	return a.q.down
+}
+
 func (a *Adapters) setUp() {
 	q := &a.q
 	q.mu.Lock()
@@ -503,7 +514,14 @@ func (a *Adapters) send(ctx context.Context, batch []*outItem) (int, error) {
 	streams := make(map[string]bool)
 	for i, it := range batch {
 		if it.sessKey != "" {
-			cmds[i] = pipe.Set(ctx, it.sessKey, it.sessVal, a.opts.RecoveryWindow)
+			switch ttl := it.sessTTL; {
+			case it.sessDel:
+				cmds[i] = pipe.Del(ctx, it.sessKey)
+			case ttl > 0:
+				cmds[i] = pipe.Set(ctx, it.sessKey, it.sessVal, ttl)
+			default:
+				cmds[i] = pipe.Set(ctx, it.sessKey, it.sessVal, a.opts.RecoveryWindow)
+			}
 			continue
 		}
 		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: it.ns.key, MaxLen: a.opts.MaxStreamLength, Approx: true,

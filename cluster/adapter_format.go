@@ -208,6 +208,11 @@ type storedSession struct {
 	PID   string          `json:"pid"`
 	Rooms []string        `json:"rooms"`
 	Data  json.RawMessage `json:"data,omitempty"`
+	// Live: written while the socket was connected, by Pod (adapter_live.go).
+	// Added within v1: a release that does not know it restores a live
+	// session as an ordinary one.
+	Live bool   `json:"live,omitempty"`
+	Pod  string `json:"pod,omitempty"`
 }
 
 // streamID is a Redis stream id, for comparisons.

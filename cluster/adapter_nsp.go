@@ -44,6 +44,8 @@ type Adapter struct {
 	deliverMu sync.Mutex
 	mark      atomic.Pointer[string] // watermark: the last entry id handled here ("" not known yet)
 	lastSeq   map[string]uint64      // per publishing pod, the last seq handled (drops a retried duplicate)
+
+	live liveSessions // the sessions of this pod's connected sockets (adapter_live.go)
 }
 
 var _ socketio.Adapter = (*Adapter)(nil)
@@ -202,7 +204,7 @@ func (a *Adapter) PersistSession(s socketio.SessionToPersist) {
 		data = nil
 	}
 	val, _ := json.Marshal(storedSession{V: KeyLayoutVersion, SID: s.SID, PID: s.PID, Rooms: s.Rooms, Data: data})
-	a.all.enqueue(&outItem{ns: a, sessKey: a.sessionKey(s.PID), sessVal: val})
+	a.persistedLocked(s.PID, func() { a.all.enqueue(&outItem{ns: a, sessKey: a.sessionKey(s.PID), sessVal: val}) })
 }
 
 func (a *Adapter) sessionKey(pid string) string {
@@ -220,9 +222,9 @@ func (a *Adapter) RestoreSession(s *socketio.Socket, pid, offset string) (*socke
 		return nil, nil
 	}
 	o := &a.all.opts
-	ctx, cancel := context.WithTimeout(context.Background(), 2*o.Timeout)
-	defer cancel()
-	raw, err := a.all.rdb.GetDel(ctx, a.sessionKey(pid)).Bytes()
+	tctx, tcancel := context.WithTimeout(context.Background(), o.Timeout)
+	raw, err := a.all.rdb.GetDel(tctx, a.sessionKey(pid)).Bytes()
+	tcancel()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -234,6 +236,16 @@ func (a *Adapter) RestoreSession(s *socketio.Socket, pid, offset string) (*socke
 	if err := json.Unmarshal(raw, &st); err != nil || st.V != KeyLayoutVersion {
 		return nil, nil
 	}
+	if st.Live && !a.mayRestoreLive(st.Pod) {
+		// Its socket may still be connected (adapter_live.go): put the
+		// session back for a later crash of its pod, unless rewritten since.
+		pctx, pcancel := context.WithTimeout(context.Background(), o.Timeout)
+		a.all.rdb.SetNX(pctx, a.sessionKey(pid), raw, o.RecoveryWindow+a.all.liveRefresh())
+		pcancel()
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*o.Timeout)
+	defer cancel()
 	off, ok := parseStreamID(offset)
 	if !ok {
 		return nil, nil
@@ -277,6 +289,7 @@ func (a *Adapter) RestoreSession(s *socketio.Socket, pid, offset string) (*socke
 	}
 	a.Restore(s, &sess.SessionToPersist)
 	sess.Missed = rp.msgs
+	a.touch(s) // live again, here
 	return sess, nil
 }
 

@@ -320,8 +320,10 @@ func TestAdapterRecoveryAcrossPods(t *testing.T) {
 	if ev := back.next(); label(ev) != "live:2" && label(ev) != "live:1" {
 		t.Fatalf("then %v", label(ev))
 	}
-	if rdb.Exists(context.Background(), sessKey).Val() != 0 {
-		t.Fatal("the session is still stored after its restore")
+	// The stored goodbye was taken; what is there now is pod b's live session.
+	if raw, err := rdb.Get(context.Background(), sessKey).Result(); err == nil &&
+		(!strings.Contains(raw, `"live":true`) || !strings.Contains(raw, `"pod":"pod-b"`)) {
+		t.Fatalf("the session is still stored after its restore: %s", raw)
 	}
 
 	// Unknown session: fresh.
@@ -438,4 +440,50 @@ func TestAdapterQueueBound(t *testing.T) {
 		t.Fatalf("stats = %+v, want 3 queued, 7 dropped", st)
 	}
 	waitUntil(t, 5*time.Second, func() bool { return ads.Health() != nil })
+}
+
+// A pod that dies without a goodbye (no session persisted at disconnect):
+// its client recovers on another pod from the live session the dead pod
+// kept in Redis. While the pod lives, its connected socket's session
+// cannot be taken by another connection: that one gets a fresh session.
+func TestAdapterRecoveryAfterAPodDies(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testRedis(t)
+	a := startPod(t, "pod-a", rdb, prefix, nil)
+	b := startPod(t, "pod-b", rdb, prefix, nil)
+	waitPods(t, a, b)
+
+	cl := connectTo(t, a, map[string]any{"rooms": []any{"r"}})
+	_ = a.srv.To("r").Emit("e", 1)
+	if ev := cl.next(); label(ev) != "e:1" || cl.offset == "" {
+		t.Fatalf("got %v offset %q", label(ev), cl.offset)
+	}
+	sessKey := cluster.AdapterBase(prefix) + "session:/:" + cl.pid
+	isLive := func() bool {
+		raw, err := rdb.Get(context.Background(), sessKey).Result()
+		return err == nil && strings.Contains(raw, `"live":true`) && strings.Contains(raw, `"pod":"pod-a"`) &&
+			strings.Contains(raw, `"r"`)
+	}
+	waitUntil(t, 5*time.Second, isLive)
+
+	// Still connected on pod a: a second connection presenting its session is fresh.
+	dup := connectTo(t, b, map[string]any{"pid": cl.pid, "offset": cl.offset})
+	if dup.sid == cl.sid || dup.pid == cl.pid {
+		t.Fatal("a live socket's session was taken while its pod is alive")
+	}
+	waitUntil(t, 5*time.Second, isLive) // put back for a later crash
+
+	// Pod a dies: no disconnect handling reaches Redis.
+	_ = a.ads.Close()
+	cl.c.Close()
+	_ = b.srv.To("r").Emit("e", 2)
+	_ = b.srv.To("elsewhere").Emit("e", 99)
+	back := connectTo(t, b, map[string]any{"pid": cl.pid, "offset": cl.offset})
+	if back.sid != cl.sid || back.pid != cl.pid {
+		t.Fatalf("recovered as %s/%s, want %s/%s", back.sid, back.pid, cl.sid, cl.pid)
+	}
+	_ = b.srv.To("r").Emit("live", 1)
+	if got := back.untilAll("live"); !slices.Equal(got, []string{"e:2"}) {
+		t.Fatalf("replayed %v, want e:2", got)
+	}
 }

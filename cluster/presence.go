@@ -76,14 +76,19 @@ for i = 5, #ARGV, 3 do
     if redis.call('SADD', KEYS[2], user) == 1 then
       out[#out + 1] = '+'; out[#out + 1] = user; out[#out + 1] = sock
     end
-  elseif redis.call('HDEL', ukey, sock) == 1 then
+  else
     redis.call('HDEL', podkey, sock)
-    if redis.call('EXISTS', ukey) == 0 and redis.call('SISMEMBER', KEYS[2], user) == 1 then
-      if grace <= 0 then
-        redis.call('SREM', KEYS[2], user)
-        out[#out + 1] = '-'; out[#out + 1] = user; out[#out + 1] = ''
-      else
-        redis.call('ZADD', KEYS[3], now + grace, user)
+    -- A socket id recovered on another pod is that pod's now: only the
+    -- pod that holds it removes it.
+    if redis.call('HGET', ukey, sock) == pod then
+      redis.call('HDEL', ukey, sock)
+      if redis.call('EXISTS', ukey) == 0 and redis.call('SISMEMBER', KEYS[2], user) == 1 then
+        if grace <= 0 then
+          redis.call('SREM', KEYS[2], user)
+          out[#out + 1] = '-'; out[#out + 1] = user; out[#out + 1] = ''
+        else
+          redis.call('ZADD', KEYS[3], now + grace, user)
+        end
       end
     end
   end
@@ -117,9 +122,11 @@ if ARGV[3] == '1' then
         local sock, user = f[j], f[j + 1]
         local ukey = base .. 'user:' .. user
         redis.call('HDEL', podkey, sock)
-        redis.call('HDEL', ukey, sock)
-        if redis.call('EXISTS', ukey) == 0 and redis.call('SISMEMBER', KEYS[2], user) == 1 then
-          redis.call('ZADD', KEYS[3], now, user)
+        if redis.call('HGET', ukey, sock) == pod then -- not if recovered on a live pod since
+          redis.call('HDEL', ukey, sock)
+          if redis.call('EXISTS', ukey) == 0 and redis.call('SISMEMBER', KEYS[2], user) == 1 then
+            redis.call('ZADD', KEYS[3], now, user)
+          end
         end
         budget = budget - 1
       end

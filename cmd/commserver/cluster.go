@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/fitmate/commserver/chat"
@@ -171,6 +172,11 @@ func (p *pod) degraded() map[string]string {
 			d["cacheBus"] = err.Error()
 		}
 	}
+	if p.adapters != nil {
+		if err := p.adapters.Health(); err != nil {
+			d["adapter"] = err.Error()
+		}
+	}
 	return d
 }
 
@@ -179,4 +185,11 @@ func up(err error) float64 {
 		return 0
 	}
 	return 1
+}
+
+// redisLog routes go-redis's internal messages into slog.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }

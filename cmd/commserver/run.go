@@ -37,6 +37,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := newLogger(stdout, cfg)
+	// go-redis's own messages (a dial failure per attempt during an outage)
+	// go to our log at debug: each component reports an outage once itself.
+	redis.SetLogger(redisLog{log.With("component", "go-redis")})
 	log.Info("starting", "config", cfg)
 	if cfg.ChatRoomPolicy == config.RoomPolicyOpen {
 		log.Warn("CHAT_ROOM_POLICY=open: any authenticated user can join any chat room and read its history; use only while the main backend registers rooms")

@@ -108,6 +108,11 @@ func (s *Socket) RemoteAddr() string { return s.client.conn.RemoteAddr() }
 // Transport is the connection's current transport ("polling" or "websocket").
 func (s *Socket) Transport() string { return s.client.conn.Transport() }
 
+// PID is the socket's private session id, which its client presents to
+// recover the session ("" with recovery off). A cluster adapter keys the
+// sessions it keeps by it; it is a secret: never send it to anyone else.
+func (s *Socket) PID() string { return s.pid }
+
 // Rooms lists the socket's rooms, its own id first.
 func (s *Socket) Rooms() []string {
 	return append([]string{s.id}, s.nsp.adapter.SocketRooms(s)...)
