@@ -139,15 +139,20 @@ func (a *Adapter) flushLive(now time.Time) {
 	l := &a.live
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	refresh := now.Sub(l.refreshed) >= all.liveRefresh()
+	if now.Sub(l.refreshed) >= all.liveRefresh() {
+		for _, ls := range l.socks {
+			ls.dirty = true
+		}
+		l.refreshed = now
+	}
 	ttl := all.opts.RecoveryWindow + all.liveRefresh()
 	queued := 0
 	for pid, ls := range l.socks {
-		if !ls.dirty && !refresh {
+		if !ls.dirty {
 			continue
 		}
 		if queued >= liveFlushMax {
-			return // the rest next time (refreshed stays: a refresh resumes)
+			return // the rest at the next tick: they stay dirty
 		}
 		rooms := append(a.SocketRooms(ls.s), ls.s.ID())
 		val, _ := json.Marshal(storedSession{V: KeyLayoutVersion, SID: ls.s.ID(), PID: pid, Rooms: rooms,
@@ -155,9 +160,6 @@ func (a *Adapter) flushLive(now time.Time) {
 		all.enqueue(&outItem{ns: a, sessKey: a.sessionKey(pid), sessVal: val, sessTTL: ttl})
 		ls.dirty, ls.written = false, true
 		queued++
-	}
-	if refresh {
-		l.refreshed = now
 	}
 }
 
