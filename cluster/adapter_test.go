@@ -487,3 +487,50 @@ func TestAdapterRecoveryAfterAPodDies(t *testing.T) {
 		t.Fatalf("replayed %v, want e:2", got)
 	}
 }
+
+// Live sessions follow their sockets: one per connected socket, its rooms
+// updated when they change, deleted when the client leaves on purpose
+// (nothing to recover), replaced by the goodbye session when the
+// connection drops.
+func TestAdapterLiveSessionsFollowSockets(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testRedis(t)
+	a := startPod(t, "pod-a", rdb, prefix, func(srv *socketio.Server) {
+		srv.OnEvent("join", func(s *socketio.Socket, args []any, ack socketio.AckFunc) {
+			s.Join(args[0].(string))
+			if ack != nil {
+				ack("ok")
+			}
+		})
+	})
+	ctx := context.Background()
+	key := func(c *sioClient) string { return cluster.AdapterBase(prefix) + "session:/:" + c.pid }
+	get := func(c *sioClient) string { v, _ := rdb.Get(ctx, key(c)).Result(); return v }
+	var cls []*sioClient
+	for range 30 {
+		cls = append(cls, connectTo(t, a, map[string]any{"rooms": []any{"r"}}))
+	}
+	waitUntil(t, 5*time.Second, func() bool {
+		for _, c := range cls {
+			if v := get(c); !strings.Contains(v, `"live":true`) || !strings.Contains(v, c.sid) {
+				return false
+			}
+		}
+		return true
+	})
+	// A room change is written.
+	cls[0].send(`421["join","later"]`)
+	waitUntil(t, 5*time.Second, func() bool { return strings.Contains(get(cls[0]), `"later"`) })
+	// Leaving on purpose deletes it.
+	cls[1].send("41")
+	waitUntil(t, 5*time.Second, func() bool { return rdb.Exists(ctx, key(cls[1])).Val() == 0 })
+	// A dropped connection leaves the goodbye session, not a live one.
+	cls[2].c.Close()
+	waitUntil(t, 5*time.Second, func() bool {
+		v := get(cls[2])
+		return v != "" && !strings.Contains(v, `"live"`)
+	})
+	if ttl := rdb.TTL(ctx, key(cls[3])).Val(); ttl <= 2*time.Minute {
+		t.Fatalf("a live session's TTL %v: it must outlive a crash by the window", ttl)
+	}
+}
