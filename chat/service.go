@@ -76,6 +76,13 @@ type Publisher interface {
 	EvictFromRoom(ctx context.Context, chatRoomID string, userIDs []string) error
 }
 
+// BatchPublisher is a Publisher that can hold the writes of many
+// publications until they are all queued, so that each connection gets
+// them in one write (the hub). Optional.
+type BatchPublisher interface {
+	Batch(fn func())
+}
+
 // OnlineChecker tells which users have at least one socket anywhere.
 type OnlineChecker interface {
 	Online(ctx context.Context, userIDs []string) (map[string]bool, error)
@@ -351,19 +358,43 @@ func (s *Service) enqueue(it pubItem) {
 // drainPublications publishes queued items in order until the queue is empty.
 func (s *Service) drainPublications() {
 	defer s.pubIdle.Done()
-	for {
-		s.pubMu.Lock()
-		if len(s.pubQueue) == 0 {
-			s.pubQueue, s.pubRunning = nil, false
-			s.pubMu.Unlock()
-			return
+	bp, _ := s.pub.(BatchPublisher)
+	for more := true; more; {
+		run := func() {
+			// At most pubBatch at a time: the writes wait no longer than that.
+			for range pubBatch {
+				it, ok := s.nextPublication()
+				if !ok {
+					more = false
+					return
+				}
+				s.publish(it)
+			}
 		}
-		it := s.pubQueue[0]
-		s.pubQueue[0] = pubItem{}
-		s.pubQueue = s.pubQueue[1:]
-		s.pubMu.Unlock()
-		s.publish(it)
+		if bp != nil {
+			bp.Batch(run)
+		} else {
+			run()
+		}
 	}
+}
+
+// pubBatch is how many publications share their connections' writes.
+const pubBatch = 64
+
+// nextPublication takes the oldest queued publication; when there is none
+// it marks the drain over.
+func (s *Service) nextPublication() (pubItem, bool) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	if len(s.pubQueue) == 0 {
+		s.pubQueue, s.pubRunning = nil, false
+		return pubItem{}, false
+	}
+	it := s.pubQueue[0]
+	s.pubQueue[0] = pubItem{}
+	s.pubQueue = s.pubQueue[1:]
+	return it, true
 }
 
 // publish tells the room of a stored message (and queues its offline

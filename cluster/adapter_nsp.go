@@ -399,6 +399,11 @@ func (a *Adapter) Close() error {
 func (a *Adapter) deliverBatch(msgs []redis.XMessage) {
 	a.deliverMu.Lock()
 	defer a.deliverMu.Unlock()
+	// One write per connection for the whole batch.
+	a.nsp.Server().Batch(func() { a.deliverLocked(msgs) })
+}
+
+func (a *Adapter) deliverLocked(msgs []redis.XMessage) {
 	for i := range msgs {
 		m := &msgs[i]
 		if e, err := decodeEntry(m.Values); err == nil && e.Seq > a.lastSeq[e.From] {

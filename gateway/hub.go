@@ -70,8 +70,9 @@ type Hub struct {
 }
 
 var (
-	_ chat.Publisher   = (*Hub)(nil)
-	_ notify.Publisher = (*Hub)(nil)
+	_ chat.Publisher      = (*Hub)(nil)
+	_ chat.BatchPublisher = (*Hub)(nil)
+	_ notify.Publisher    = (*Hub)(nil)
 )
 
 // connectTooLarge answers a CONNECT over the payload limit: its auth holds
@@ -134,6 +135,10 @@ func (h *Hub) PublishRoom(_ context.Context, chatRoomID string, alsoAdmins bool,
 func (h *Hub) PublishUser(_ context.Context, userID, event string, payload any) error {
 	return h.io.To(userRoom(userID)).Emit(event, payload)
 }
+
+// Batch runs fn with the writes of what it publishes held until it
+// returns: each connection gets them in one write (chat.BatchPublisher).
+func (h *Hub) Batch(fn func()) { h.io.Batch(fn) }
 
 // EvictFromRoom makes every socket of these users leave the chat room.
 func (h *Hub) EvictFromRoom(_ context.Context, chatRoomID string, userIDs []string) error {

@@ -75,6 +75,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eng.Serve
 // Engine is the Engine.IO server underneath.
 func (s *Server) Engine() *engine.Server { return s.eng }
 
+// Batch runs fn, which broadcasts, with the writes it queues held until it
+// returns: each connection gets what fn sent it in one write. For a loop
+// that sends many broadcasts at once; fn must be short and must not block.
+func (s *Server) Batch(fn func()) { s.eng.Batch(fn) }
+
 // Of returns the namespace name, registering it the first time.
 func (s *Server) Of(name string) *Namespace {
 	if name == "" {

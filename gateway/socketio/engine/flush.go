@@ -11,6 +11,7 @@ type flushQueue struct {
 	cond    *sync.Cond
 	q       []*Session
 	head    int
+	held    int // holds not yet released: the flushers wait (hold)
 	stopped bool
 	wg      sync.WaitGroup
 }
@@ -36,17 +37,38 @@ func (f *flushQueue) push(s *Session) {
 func (f *flushQueue) pop() *Session {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for f.head == len(f.q) {
-		if f.stopped {
-			return nil
+	for f.head == len(f.q) || (f.held > 0 && !f.stopped) {
+		if f.head == len(f.q) {
+			if f.stopped {
+				return nil
+			}
+			f.q, f.head = f.q[:0], 0
 		}
-		f.q, f.head = f.q[:0], 0
 		f.cond.Wait()
 	}
 	s := f.q[f.head]
 	f.q[f.head] = nil
 	f.head++
 	return s
+}
+
+// hold keeps the flushers from starting on a session until release: what
+// a burst of broadcasts queues for one connection then leaves in one write
+// instead of racing the flushers frame by frame. Flushes under way finish.
+func (f *flushQueue) hold() {
+	f.mu.Lock()
+	f.held++
+	f.mu.Unlock()
+}
+
+func (f *flushQueue) release() {
+	f.mu.Lock()
+	f.held--
+	wake := f.held == 0 && f.head < len(f.q)
+	f.mu.Unlock()
+	if wake {
+		f.cond.Broadcast()
+	}
 }
 
 func (f *flushQueue) stop() {

@@ -3,6 +3,7 @@ package engine
 import (
 	"net"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +87,55 @@ func TestWriteCoalescing(t *testing.T) {
 	}
 	if len(got.events) != n {
 		t.Fatalf("second write holds %d frames, want %d", len(got.events), n)
+	}
+	ss.Close()
+}
+
+// Batch holds the flushers: frames queued inside it leave together, in one
+// write, however often the sender yields to them meanwhile.
+func TestBatchHoldsWrites(t *testing.T) {
+	srv, err := NewServer(Options{Handler: newTH(), Flushers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(t.Context())
+	ss := srv.newSession(httptest.NewRequest("GET", "/engine.io/?EIO=4&transport=websocket", nil), TransportWebSocket)
+	fc := newFakeConn()
+	close(fc.release) // no write blocks
+	ws := srv.newWSConn(ss)
+	if !ws.attach(fc, nil, func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		ss.ws = ws
+		ss.scheduleLocked() // the open packet
+		return true
+	}) {
+		t.Fatal("not attached")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fc.writesNow()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	const n = 50
+	srv.Batch(func() {
+		for range n {
+			if err := ss.Send([]byte("frame"), false); err != nil {
+				t.Error(err)
+			}
+			runtime.Gosched() // the flushers may run: they must wait
+		}
+	})
+	for len(fc.writesNow()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	w := fc.writesNow()
+	var got rec
+	fr := newFrameReader(1<<20, 1<<20, 8)
+	if err := fr.feed(maskFrames(w[1]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.events) != n {
+		t.Fatalf("the first write after the batch holds %d frames, want all %d", len(got.events), n)
 	}
 	ss.Close()
 }

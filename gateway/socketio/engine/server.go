@@ -369,3 +369,12 @@ func itoa(n int64) string {
 	}
 	return string(b[i:])
 }
+
+// Batch runs fn with the writes it queues held until it returns, so that
+// each connection gets what fn sent it in one write: for a loop that sends
+// many broadcasts at once. fn must be short and must not block.
+func (s *Server) Batch(fn func()) {
+	s.flush.hold()
+	defer s.flush.release()
+	fn()
+}
