@@ -163,9 +163,10 @@ func (a *Adapter) flushLive(now time.Time) {
 	}
 }
 
-// persisted records that a socket's goodbye session is being stored (under
-// the live lock, so a flush cannot write the live one after it).
-func (a *Adapter) persistedLocked(pid string, store func()) {
+// persisting runs store, which queues a socket's goodbye session, under the
+// live lock, noting it so that a flush cannot write the live one after it
+// and DelAll does not delete it.
+func (a *Adapter) persisting(pid string, store func()) {
 	l := &a.live
 	l.mu.Lock()
 	defer l.mu.Unlock()

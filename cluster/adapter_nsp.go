@@ -204,7 +204,7 @@ func (a *Adapter) PersistSession(s socketio.SessionToPersist) {
 		data = nil
 	}
 	val, _ := json.Marshal(storedSession{V: KeyLayoutVersion, SID: s.SID, PID: s.PID, Rooms: s.Rooms, Data: data})
-	a.persistedLocked(s.PID, func() { a.all.enqueue(&outItem{ns: a, sessKey: a.sessionKey(s.PID), sessVal: val}) })
+	a.persisting(s.PID, func() { a.all.enqueue(&outItem{ns: a, sessKey: a.sessionKey(s.PID), sessVal: val}) })
 }
 
 func (a *Adapter) sessionKey(pid string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"slices"
 	"sort"
 	"strings"
@@ -283,16 +284,7 @@ func TestAdapterBroadcastWithAck(t *testing.T) {
 // gives a fresh session.
 func TestAdapterRecoveryAcrossPods(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := testRedis(t)
-	a := startPod(t, "pod-a", rdb, prefix, nil)
-	b := startPod(t, "pod-b", rdb, prefix, nil)
-	waitPods(t, a, b)
-
-	cl := connectTo(t, a, map[string]any{"rooms": []any{"r"}})
-	_ = a.srv.To("r").Emit("e", 1)
-	if ev := cl.next(); label(ev) != "e:1" || cl.offset == "" {
-		t.Fatalf("got %v offset %q", label(ev), cl.offset)
-	}
+	rdb, prefix, a, b, cl := recoveryPods(t)
 	sessKey := cluster.AdapterBase(prefix) + "session:/:" + cl.pid
 	cl.c.Close() // the transport closes: recoverable
 	waitUntil(t, 5*time.Second, func() bool { return rdb.Exists(context.Background(), sessKey).Val() == 1 })
@@ -448,16 +440,7 @@ func TestAdapterQueueBound(t *testing.T) {
 // cannot be taken by another connection: that one gets a fresh session.
 func TestAdapterRecoveryAfterAPodDies(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := testRedis(t)
-	a := startPod(t, "pod-a", rdb, prefix, nil)
-	b := startPod(t, "pod-b", rdb, prefix, nil)
-	waitPods(t, a, b)
-
-	cl := connectTo(t, a, map[string]any{"rooms": []any{"r"}})
-	_ = a.srv.To("r").Emit("e", 1)
-	if ev := cl.next(); label(ev) != "e:1" || cl.offset == "" {
-		t.Fatalf("got %v offset %q", label(ev), cl.offset)
-	}
+	rdb, prefix, a, b, cl := recoveryPods(t)
 	sessKey := cluster.AdapterBase(prefix) + "session:/:" + cl.pid
 	isLive := func() bool {
 		raw, err := rdb.Get(context.Background(), sessKey).Result()
@@ -533,4 +516,20 @@ func TestAdapterLiveSessionsFollowSockets(t *testing.T) {
 	if ttl := rdb.TTL(ctx, key(cls[3])).Val(); ttl <= 2*time.Minute {
 		t.Fatalf("a live session's TTL %v: it must outlive a crash by the window", ttl)
 	}
+}
+
+// recoveryPods starts pods a and b on one Redis and a client on a in room
+// "r" that has received one broadcast, so that it holds an offset.
+func recoveryPods(t *testing.T) (rdb *redis.Client, prefix string, a, b *sioPod, cl *sioClient) {
+	t.Helper()
+	rdb, prefix = testRedis(t)
+	a = startPod(t, "pod-a", rdb, prefix, nil)
+	b = startPod(t, "pod-b", rdb, prefix, nil)
+	waitPods(t, a, b)
+	cl = connectTo(t, a, map[string]any{"rooms": []any{"r"}})
+	_ = a.srv.To("r").Emit("e", 1)
+	if ev := cl.next(); label(ev) != "e:1" || cl.offset == "" {
+		t.Fatalf("got %v offset %q", label(ev), cl.offset)
+	}
+	return rdb, prefix, a, b, cl
 }

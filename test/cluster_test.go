@@ -2,8 +2,6 @@ package test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,25 +21,7 @@ import (
 // environment (REDIS_URL=... there replaces the shared Redis).
 func clusterPods(t *testing.T, n int, extra ...string) (pods []*server, rdb *redis.Client, prefix string) {
 	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix = "test:e2e:" + hex.EncodeToString(b) + ":"
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb = redis.NewClient(opt)
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("this test needs Redis at %s: %v", redisURL, err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		rdb.Close()
-	})
+	rdb, prefix = testRedis(t, "test:e2e:")
 	env := []string{"REDIS_URL=" + redisURL, "CLUSTER_REDIS_PREFIX=" + prefix, "SMS_REDIS_PREFIX=" + prefix + "sms:",
 		"PRESENCE_GRACE=500ms", "PRESENCE_POD_TTL=3s", "MONGODB_URI=" + serveFerretDB(t)}
 	env = append(env, extra...)

@@ -35,10 +35,21 @@ const (
 // redisNamespace returns a key prefix of this test's own; its keys go with the test.
 func redisNamespace(t *testing.T) string {
 	t.Helper()
+	_, prefix := testRedis(t, "test:e2e-sms:")
+	return prefix
+}
+
+// testRedis connects to the shared Redis and returns a key prefix (under
+// base) of this test's own; the test's keys are deleted when it ends.
+func testRedis(t *testing.T, base string) (*redis.Client, string) {
+	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	prefix := "test:e2e-sms:" + hex.EncodeToString(b) + ":"
-	opt, _ := redis.ParseURL(redisURL)
+	prefix := base + hex.EncodeToString(b) + ":"
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rdb := redis.NewClient(opt)
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("these tests need Redis at %s (CI runs one): %v", redisURL, err)
@@ -51,7 +62,7 @@ func redisNamespace(t *testing.T) string {
 		}
 		rdb.Close()
 	})
-	return prefix
+	return rdb, prefix
 }
 
 // twilioEnv points the server at a local Twilio with the test credentials.

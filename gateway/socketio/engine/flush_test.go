@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"net"
 	"net/http/httptest"
 	"runtime"
@@ -44,27 +45,8 @@ func (c *fakeConn) writesNow() [][]byte              { c.mu.Lock(); defer c.mu.U
 
 // Frames queued while a flush is under way leave together, in one write.
 func TestWriteCoalescing(t *testing.T) {
-	srv, err := NewServer(Options{Handler: newTH(), Flushers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close(t.Context())
-	ss := srv.newSession(httptest.NewRequest("GET", "/engine.io/?EIO=4&transport=websocket", nil), TransportWebSocket)
-	fc := newFakeConn()
-	ws := srv.newWSConn(ss)
-	if !ws.attach(fc, nil, func() bool {
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		ss.ws = ws
-		ss.scheduleLocked() // the open packet: the first write, which blocks
-		return true
-	}) {
-		t.Fatal("not attached")
-	}
+	_, ss, fc := wsSessionOnFake(t, false)
 	deadline := time.Now().Add(5 * time.Second)
-	for len(fc.writesNow()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
 	const n = 100
 	for range n {
 		if err := ss.Send([]byte("frame"), false); err != nil {
@@ -94,28 +76,8 @@ func TestWriteCoalescing(t *testing.T) {
 // Batch holds the flushers: frames queued inside it leave together, in one
 // write, however often the sender yields to them meanwhile.
 func TestBatchHoldsWrites(t *testing.T) {
-	srv, err := NewServer(Options{Handler: newTH(), Flushers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close(t.Context())
-	ss := srv.newSession(httptest.NewRequest("GET", "/engine.io/?EIO=4&transport=websocket", nil), TransportWebSocket)
-	fc := newFakeConn()
-	close(fc.release) // no write blocks
-	ws := srv.newWSConn(ss)
-	if !ws.attach(fc, nil, func() bool {
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		ss.ws = ws
-		ss.scheduleLocked() // the open packet
-		return true
-	}) {
-		t.Fatal("not attached")
-	}
+	srv, ss, fc := wsSessionOnFake(t, true)
 	deadline := time.Now().Add(5 * time.Second)
-	for len(fc.writesNow()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
 	const n = 50
 	srv.Batch(func() {
 		for range n {
@@ -138,4 +100,37 @@ func TestBatchHoldsWrites(t *testing.T) {
 		t.Fatalf("the first write after the batch holds %d frames, want all %d", len(got.events), n)
 	}
 	ss.Close()
+}
+
+// wsSessionOnFake returns a server with two flushers and a WebSocket
+// session on a fakeConn, once the open packet has been written (that first
+// write blocks until fc.release is closed, unless nonBlocking). The server
+// closes when the test ends.
+func wsSessionOnFake(t *testing.T, nonBlocking bool) (*Server, *Session, *fakeConn) {
+	t.Helper()
+	srv, err := NewServer(Options{Handler: newTH(), Flushers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close(context.Background()) })
+	ss := srv.newSession(httptest.NewRequest("GET", "/engine.io/?EIO=4&transport=websocket", nil), TransportWebSocket)
+	fc := newFakeConn()
+	if nonBlocking {
+		close(fc.release)
+	}
+	ws := srv.newWSConn(ss)
+	if !ws.attach(fc, nil, func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		ss.ws = ws
+		ss.scheduleLocked() // the open packet: the first write
+		return true
+	}) {
+		t.Fatal("not attached")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fc.writesNow()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return srv, ss, fc
 }
