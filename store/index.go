@@ -514,32 +514,7 @@ func (x *embeddedIndex) tail(ctx context.Context, room string) (*roomTail, error
 	if t != nil {
 		return t, nil
 	}
-	x.loadMu.Lock()
-	defer x.loadMu.Unlock()
-	x.mu.Lock()
-	t = x.tails[room]
-	x.mu.Unlock()
-	if t != nil {
-		return t, nil
-	}
-	var doc tailDoc
-	err := x.d.call(ctx, "read room tail", func(ctx context.Context) error {
-		return x.d.db.Collection(colRoomTails).FindOne(ctx, bson.M{"_id": room}).Decode(&doc)
-	})
-	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
-		t = &roomTail{}
-	case err != nil:
-		return nil, err
-	default:
-		if t, err = tailFromDoc(doc); err != nil {
-			return nil, err
-		}
-	}
-	x.mu.Lock()
-	x.tails[room] = t
-	x.mu.Unlock()
-	return t, nil
+	return loadEntry(ctx, x, x.tails, room, colRoomTails, "read room tail", func() *roomTail { return &roomTail{} }, tailFromDoc)
 }
 
 func (x *embeddedIndex) set(ctx context.Context, user string) (*unreadSet, error) {
@@ -555,32 +530,41 @@ func (x *embeddedIndex) set(ctx context.Context, user string) (*unreadSet, error
 	if s != nil {
 		return s, nil
 	}
+	return loadEntry(ctx, x, x.sets, user, colUnread, "read unread set",
+		func() *unreadSet { return &unreadSet{ids: map[bson.ObjectID]int64{}} }, setFromDoc)
+}
+
+// loadEntry reads the entry key of m (guarded by x.mu) from its document in
+// col, once however many callers miss it together (x.loadMu): an absent
+// document is an empty entry.
+func loadEntry[E, D any](ctx context.Context, x *embeddedIndex, m map[string]*E, key, col, what string,
+	empty func() *E, fromDoc func(D) (*E, error)) (*E, error) {
 	x.loadMu.Lock()
 	defer x.loadMu.Unlock()
 	x.mu.Lock()
-	s = x.sets[user]
+	e := m[key]
 	x.mu.Unlock()
-	if s != nil {
-		return s, nil
+	if e != nil {
+		return e, nil
 	}
-	var doc unreadDoc
-	err := x.d.call(ctx, "read unread set", func(ctx context.Context) error {
-		return x.d.db.Collection(colUnread).FindOne(ctx, bson.M{"_id": user}).Decode(&doc)
+	var doc D
+	err := x.d.call(ctx, what, func(ctx context.Context) error {
+		return x.d.db.Collection(col).FindOne(ctx, bson.M{"_id": key}).Decode(&doc)
 	})
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		s = &unreadSet{ids: map[bson.ObjectID]int64{}}
+		e = empty()
 	case err != nil:
 		return nil, err
 	default:
-		if s, err = setFromDoc(doc); err != nil {
+		if e, err = fromDoc(doc); err != nil {
 			return nil, err
 		}
 	}
 	x.mu.Lock()
-	x.sets[user] = s
+	m[key] = e
 	x.mu.Unlock()
-	return s, nil
+	return e, nil
 }
 
 // isStale reports whether reads of key must go to the documents.
