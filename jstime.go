@@ -12,7 +12,14 @@ type JSTime time.Time
 
 // MarshalJSON writes the time as JavaScript would.
 func (t JSTime) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Time(t).UTC().Format(JSDateFormat) + `"`), nil
+	return t.AppendJSON(make([]byte, 0, len(JSDateFormat)+2))
+}
+
+// AppendJSON appends the time as MarshalJSON writes it.
+func (t JSTime) AppendJSON(dst []byte) ([]byte, error) {
+	dst = append(dst, '"')
+	dst = time.Time(t).UTC().AppendFormat(dst, JSDateFormat)
+	return append(dst, '"'), nil
 }
 
 // JSTimePtr converts an optional time; nil stays nil (omitted with omitempty).

@@ -9,10 +9,11 @@
 package chat
 
 import (
-	"encoding/json"
+	"strconv"
 	"time"
 
 	commserver "github.com/fitmate/commserver"
+	"github.com/fitmate/commserver/internal/jsonw"
 )
 
 // Message types (the seed's enum).
@@ -67,31 +68,59 @@ type UserRef struct {
 // MarshalJSON writes the message as Mongoose's toJSON did: _id, the schema's
 // fields, timestamps and __v; senderId is the populated user when Sender is set.
 func (m Message) MarshalJSON() ([]byte, error) {
-	var sender any = m.SenderID
+	return m.AppendJSON(make([]byte, 0, 384))
+}
+
+// AppendJSON appends what MarshalJSON writes. It is written by hand: a
+// broadcast encodes its message once, on the sending pod's hot path.
+func (m Message) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"_id":`...)
+	b = jsonw.AppendString(b, m.ID)
+	b = append(b, `,"chatRoomId":`...)
+	b = jsonw.AppendString(b, m.ChatRoomID)
+	b = append(b, `,"senderId":`...)
 	if m.Sender != nil {
-		sender = m.Sender
+		if b, err = jsonw.AppendValue(b, m.Sender); err != nil {
+			return b, err
+		}
+	} else {
+		b = jsonw.AppendString(b, m.SenderID)
 	}
-	readBy := m.ReadBy
-	if readBy == nil {
-		readBy = []string{}
+	b = append(b, `,"message":`...)
+	b = jsonw.AppendString(b, m.Text)
+	b = append(b, `,"messageType":`...)
+	b = jsonw.AppendString(b, m.Type)
+	b = append(b, `,"timestamp":`...)
+	b, _ = commserver.JSTime(m.Timestamp).AppendJSON(b)
+	b = append(b, `,"readBy":[`...)
+	for i, id := range m.ReadBy {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonw.AppendString(b, id)
 	}
-	return json.Marshal(struct {
-		ID              string            `json:"_id"`
-		ChatRoomID      string            `json:"chatRoomId"`
-		SenderID        any               `json:"senderId"`
-		Message         string            `json:"message"`
-		MessageType     string            `json:"messageType"`
-		Timestamp       commserver.JSTime `json:"timestamp"`
-		ReadBy          []string          `json:"readBy"`
-		IsDeleted       bool              `json:"isDeleted"`
-		ReplyTo         string            `json:"replyTo,omitempty"`
-		Metadata        map[string]any    `json:"metadata,omitempty"`
-		ClientMessageID string            `json:"clientMessageId,omitempty"`
-		CreatedAt       commserver.JSTime `json:"createdAt"`
-		UpdatedAt       commserver.JSTime `json:"updatedAt"`
-		V               int               `json:"__v"`
-	}{m.ID, m.ChatRoomID, sender, m.Text, m.Type, commserver.JSTime(m.Timestamp), readBy, m.IsDeleted, m.ReplyTo,
-		m.Metadata, m.ClientMessageID, commserver.JSTime(m.CreatedAt), commserver.JSTime(m.UpdatedAt), 0})
+	b = append(b, `],"isDeleted":`...)
+	b = strconv.AppendBool(b, m.IsDeleted)
+	if m.ReplyTo != "" {
+		b = append(b, `,"replyTo":`...)
+		b = jsonw.AppendString(b, m.ReplyTo)
+	}
+	if len(m.Metadata) > 0 {
+		b = append(b, `,"metadata":`...)
+		if b, err = jsonw.AppendValue(b, m.Metadata); err != nil {
+			return b, err
+		}
+	}
+	if m.ClientMessageID != "" {
+		b = append(b, `,"clientMessageId":`...)
+		b = jsonw.AppendString(b, m.ClientMessageID)
+	}
+	b = append(b, `,"createdAt":`...)
+	b, _ = commserver.JSTime(m.CreatedAt).AppendJSON(b)
+	b = append(b, `,"updatedAt":`...)
+	b, _ = commserver.JSTime(m.UpdatedAt).AppendJSON(b)
+	return append(b, `,"__v":0}`...), nil
 }
 
 // Room is a chat room: its id and the users who belong to it.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,7 @@ func StartEmbedded(dir, addr string, log *slog.Logger) (*Embedded, error) {
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/" + embeddedSQLiteOptions,
-		Logger:    slog.New(levelFloor{flog.Handler(), slog.LevelError}),
+		Logger:    slog.New(levelFloor{base: flog.Handler(), min: slog.LevelError}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: embedded: %w", err)
@@ -146,16 +147,38 @@ func indexIDs(ctx context.Context, file string) error {
 	return nil
 }
 
-// levelFloor drops records below a level.
+// levelFloor drops records below a level. WithAttrs and WithGroup are
+// applied only when a record passes: FerretDB derives a logger with the
+// query and its arguments for every statement it runs, and formatting those
+// eagerly cost ~4 % of a sending pod's CPU for records that are dropped.
 type levelFloor struct {
-	slog.Handler
-	min slog.Level
+	base slog.Handler
+	min  slog.Level
+	with []func(slog.Handler) slog.Handler // in call order
 }
 
 func (h levelFloor) Enabled(_ context.Context, l slog.Level) bool { return l >= h.min }
-func (h levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelFloor{h.Handler.WithAttrs(a), h.min}
+
+func (h levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	x := h.base
+	for _, f := range h.with {
+		x = f(x)
+	}
+	return x.Handle(ctx, r)
 }
+
+func (h levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	if len(a) == 0 {
+		return h
+	}
+	h.with = append(slices.Clip(h.with), func(x slog.Handler) slog.Handler { return x.WithAttrs(a) })
+	return h
+}
+
 func (h levelFloor) WithGroup(n string) slog.Handler {
-	return levelFloor{h.Handler.WithGroup(n), h.min}
+	if n == "" {
+		return h
+	}
+	h.with = append(slices.Clip(h.with), func(x slog.Handler) slog.Handler { return x.WithGroup(n) })
+	return h
 }

@@ -1,11 +1,13 @@
 package socketio
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+
+	"github.com/fitmate/commserver/internal/jsonw"
 )
 
 // PacketType is a Socket.IO packet type (protocol 5).
@@ -232,23 +234,38 @@ func deconstruct(v any, buffers *[][]byte) any {
 	return v
 }
 
-// appendWriter lets a json.Encoder append to a byte slice.
-type appendWriter struct{ b []byte }
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
+// appendJSON appends v as JSON without HTML escaping (as JSON.stringify does).
+// An event's arguments that append their own JSON (jsonw.Appender: a chat
+// message) skip reflection: that encoding is on every broadcast's path.
+func appendJSON(dst []byte, v any) ([]byte, error) {
+	args, ok := v.([]any)
+	if !ok || !slices.ContainsFunc(args, isAppender) {
+		return jsonw.AppendValue(dst, v)
+	}
+	dst = append(dst, '[')
+	for i, a := range args {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		switch a := a.(type) {
+		case jsonw.Appender:
+			dst, err = a.AppendJSON(dst)
+		case string:
+			dst = jsonw.AppendString(dst, a)
+		default:
+			dst, err = jsonw.AppendValue(dst, a)
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, ']'), nil
 }
 
-// appendJSON appends v as JSON without HTML escaping (as JSON.stringify does).
-func appendJSON(dst []byte, v any) ([]byte, error) {
-	w := appendWriter{b: dst}
-	enc := json.NewEncoder(&w)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return dst, err
-	}
-	return bytes.TrimSuffix(w.b, []byte{'\n'}), nil
+func isAppender(v any) bool {
+	_, ok := v.(jsonw.Appender)
+	return ok
 }
 
 // AppendPacket appends the text encoding of p to dst and returns the
