@@ -26,6 +26,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // Collection names: Mongoose's pluralised model names, plus chatrooms (ours).
@@ -55,8 +56,9 @@ type DB struct {
 	db       *mongo.Database
 	timeout  time.Duration
 	log      *slog.Logger
-	embedded *Embedded      // nil with an external MongoDB
-	index    *embeddedIndex // the embedded store's index (index.go); nil with MongoDB
+	embedded *Embedded                  // nil with an external MongoDB
+	wc       *writeconcern.WriteConcern // the URI's, for the insert commands the batchers send; nil: the server's default
+	index    *embeddedIndex             // the embedded store's index (index.go); nil with MongoDB
 	stopIdx  chan struct{}
 	idxDone  chan struct{}
 
@@ -107,6 +109,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*DB, error) {
 		// SQLite serialises writes: more connections only add goroutines and memory.
 		co.SetMaxPoolSize(embeddedPoolSize)
 	}
+	d.wc = co.WriteConcern
 	client, err := mongo.Connect(co)
 	if err != nil {
 		d.closeEmbedded()
