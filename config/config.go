@@ -113,6 +113,7 @@ type Config struct {
 	LogLevel  slog.Level // LOG_LEVEL: debug, info, warn, error
 	LogFormat string     // LOG_FORMAT: json (default) or text
 	PprofAddr string     // PPROF_ADDR: serve net/http/pprof here (e.g. 127.0.0.1:6060); empty disables
+	GCFloorMB int        // GC_HEAP_FLOOR_MB: the collector's heap goal is at least this (internal/gcfloor); 0 disables
 
 	Scheduler Scheduler // SCHEDULER_* (config/scheduler.go)
 }
@@ -188,6 +189,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:  l.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat: l.oneOf("LOG_FORMAT", "json", "json", "text"),
 		PprofAddr: l.str("PPROF_ADDR", ""),
+		GCFloorMB: l.intIn("GC_HEAP_FLOOR_MB", 32, 0, 1<<20),
 	}
 	c.MongoDB = l.str("MONGODB_DB", databaseFromURI(c.MongoURI))
 	c.Scheduler = l.loadScheduler()

@@ -15,6 +15,7 @@ import (
 	"github.com/fitmate/commserver/config"
 	"github.com/fitmate/commserver/gateway"
 	"github.com/fitmate/commserver/goals"
+	"github.com/fitmate/commserver/internal/gcfloor"
 	"github.com/fitmate/commserver/notify"
 	"github.com/fitmate/commserver/presence"
 	"github.com/fitmate/commserver/scheduler"
@@ -47,6 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.ServiceAPIKey == "" {
 		log.Warn("SERVICE_API_KEY is not set: service routes accept only admin JWTs")
 	}
+	defer gcfloor.Start(uint64(cfg.GCFloorMB) << 20).Stop()
 
 	db, err := store.Open(ctx, store.Options{URI: cfg.MongoURI, Database: cfg.MongoDB, DataDir: cfg.DataDir,
 		Timeout: cfg.StoreTimeout, BatchSize: cfg.MessageBatchSize}, log)
