@@ -17,7 +17,7 @@ import (
 var errDuplicate = errors.New("duplicate key")
 
 // batcher stores documents of one collection (chat messages, notifications)
-// in batches: each waiting insert joins the next insertMany, so N concurrent
+// in batches: each waiting insert joins the next insert command, so N concurrent
 // writers cost one round trip instead of N. Outcomes are reported in the
 // order documents were submitted.
 //
