@@ -209,7 +209,9 @@ func (ws *wsConn) attach(conn net.Conn, leftover []byte, bind func() bool) bool 
 		ws.conn = nc
 		nc.SetSession(ws)
 		// AddConn calls the loop's OnOpen (opened, below) before it reads.
-		_, _ = ws.sess.srv.loop.AddConn(nc)
+		if _, err := ws.sess.srv.loop.AddConn(nc); err != nil {
+			ws.sess.srv.log.Warn("engine.io: the poller did not take a connection", "sid", ws.sess.id, "err", err)
+		}
 		return ws.bound
 	}
 	ws.conn = &stdConn{Conn: conn}
@@ -416,6 +418,7 @@ func (ws *wsConn) onTransportClosed(err error) {
 		reason := ReasonTransportClose
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			reason = ReasonTransportError
+			s.srv.log.Debug("engine.io: connection failed", "sid", s.id, "err", err)
 		}
 		s.close(reason, false)
 	}
