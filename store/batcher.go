@@ -225,19 +225,6 @@ func (b *batcher) attempt(deadline time.Time, docs []any) (failed []error, retry
 // 16 MiB; the documents of a batch are split in commands of at most this.
 const maxInsertBytes = 8 << 20
 
-// insertReply is the insert command's answer.
-type insertReply struct {
-	WriteErrors []struct {
-		Index  int    `bson:"index"`
-		Code   int    `bson:"code"`
-		ErrMsg string `bson:"errmsg"`
-	} `bson:"writeErrors"`
-	WriteConcernError *struct {
-		Code   int    `bson:"code"`
-		ErrMsg string `bson:"errmsg"`
-	} `bson:"writeConcernError"`
-}
-
 // insertCommand stores docs with unordered insert commands and sets each
 // document's error in failed (errDuplicate for a duplicate key); it returns
 // an error when a command as a whole failed (the documents of the commands
@@ -272,21 +259,11 @@ func (b *batcher) insertCommand(ctx context.Context, docs []any, failed []error)
 		if len(wc) > 0 {
 			cmd = append(cmd, bson.E{Key: "writeConcern", Value: wc})
 		}
-		var reply insertReply
-		err := b.d.db.RunCommand(ctx, cmd).Decode(&reply)
-		// The driver turns write errors in a command's reply into a
-		// WriteException; they are per document.
+		// The driver reads every reply's writeErrors and writeConcernError
+		// into a WriteException: write errors alone are per document.
 		var we mongo.WriteException
-		switch {
-		case err == nil:
-			if wce := reply.WriteConcernError; wce != nil {
-				return mongo.WriteException{WriteConcernError: &mongo.WriteConcernError{Code: wce.Code, Message: wce.ErrMsg}}
-			}
-			for _, e := range reply.WriteErrors {
-				we.WriteErrors = append(we.WriteErrors, mongo.WriteError{Index: e.Index, Code: e.Code, Message: e.ErrMsg})
-			}
-		case errors.As(err, &we) && we.WriteConcernError == nil && len(we.WriteErrors) > 0:
-		default:
+		if err := b.d.db.RunCommand(ctx, cmd).Err(); err != nil &&
+			(!errors.As(err, &we) || we.WriteConcernError != nil || len(we.WriteErrors) == 0) {
 			return err
 		}
 		for _, e := range we.WriteErrors {
