@@ -93,14 +93,9 @@ func (m Message) AppendJSON(b []byte) ([]byte, error) {
 	b = jsonw.AppendString(b, m.Type)
 	b = append(b, `,"timestamp":`...)
 	b, _ = commserver.JSTime(m.Timestamp).AppendJSON(b)
-	b = append(b, `,"readBy":[`...)
-	for i, id := range m.ReadBy {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonw.AppendString(b, id)
-	}
-	b = append(b, `],"isDeleted":`...)
+	b = append(b, `,"readBy":`...)
+	b = jsonw.AppendStrings(b, m.ReadBy)
+	b = append(b, `,"isDeleted":`...)
 	b = strconv.AppendBool(b, m.IsDeleted)
 	if m.ReplyTo != "" {
 		b = append(b, `,"replyTo":`...)

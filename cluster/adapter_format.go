@@ -137,15 +137,7 @@ func (e *entry) size() int {
 }
 
 func jsonStrings(s []string) []byte {
-	b := make([]byte, 0, 2+16*len(s))
-	b = append(b, '[')
-	for i, v := range s {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonw.AppendString(b, v)
-	}
-	return append(b, ']')
+	return jsonw.AppendStrings(make([]byte, 0, 2+16*len(s)), s)
 }
 
 // decodeEntry reads an entry as XRANGE or XREAD return it. An entry of

@@ -73,6 +73,18 @@ func AppendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// AppendStrings appends ss as a JSON array of strings ([] when empty or nil).
+func AppendStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
 // AppendValue appends v through encoding/json, HTML escaping off: for the
 // rare parts of a hot value that are free-form (metadata, a populated user).
 func AppendValue(dst []byte, v any) ([]byte, error) {

@@ -44,3 +44,21 @@ func TestAppendValue(t *testing.T) {
 		t.Fatal("AppendValue of a func did not fail")
 	}
 }
+
+func TestAppendStrings(t *testing.T) {
+	for _, ss := range [][]string{nil, {}, {"a"}, {"a\"b", "<c>", "\xff"}} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		v := ss
+		if v == nil {
+			v = []string{} // AppendStrings writes [] for nil, as the message's readBy always did
+		}
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendStrings(nil, ss); !bytes.Equal(got, bytes.TrimSuffix(want.Bytes(), []byte{'\n'})) {
+			t.Errorf("AppendStrings(%q) = %s, want %s", ss, got, want.Bytes())
+		}
+	}
+}
