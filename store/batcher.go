@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	commserver "github.com/fitmate/commserver"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // errDuplicate is a duplicate-key answer for one document of a batch.
@@ -234,19 +236,32 @@ const maxInsertBytes = 8 << 20
 func (b *batcher) insertCommand(ctx context.Context, docs []any, failed []error) error {
 	raws := make([]bson.Raw, len(docs))
 	for i, doc := range docs {
-		raw, err := bson.Marshal(doc)
+		var raw []byte
+		var err error
+		if m, ok := doc.(bson.Marshaler); ok { // messageDoc: no reflection
+			raw, err = m.MarshalBSON()
+		} else {
+			raw, err = bson.Marshal(doc)
+		}
 		if err != nil {
 			return fmt.Errorf("encode document %d: %w", i, err)
 		}
 		raws[i] = raw
 	}
-	var wc bson.D
+	var wc bson.Raw
 	if w := b.d.wc; w != nil {
+		var d bson.D
 		if w.W != nil {
-			wc = append(wc, bson.E{Key: "w", Value: w.W})
+			d = append(d, bson.E{Key: "w", Value: w.W})
 		}
 		if w.Journal != nil {
-			wc = append(wc, bson.E{Key: "j", Value: *w.Journal})
+			d = append(d, bson.E{Key: "j", Value: *w.Journal})
+		}
+		if len(d) > 0 {
+			var err error
+			if wc, err = bson.Marshal(d); err != nil {
+				return fmt.Errorf("encode write concern: %w", err)
+			}
 		}
 	}
 	for first := 0; first < len(raws); {
@@ -255,10 +270,7 @@ func (b *batcher) insertCommand(ctx context.Context, docs []any, failed []error)
 			size += len(raws[end])
 			end++
 		}
-		cmd := bson.D{{Key: "insert", Value: b.col}, {Key: "documents", Value: raws[first:end]}, {Key: "ordered", Value: false}}
-		if len(wc) > 0 {
-			cmd = append(cmd, bson.E{Key: "writeConcern", Value: wc})
-		}
+		cmd := insertCommandDoc(b.col, raws[first:end], wc, size)
 		// The driver reads every reply's writeErrors and writeConcernError
 		// into a WriteException: write errors alone are per document.
 		var we mongo.WriteException
@@ -280,6 +292,26 @@ func (b *batcher) insertCommand(ctx context.Context, docs []any, failed []error)
 		first = end
 	}
 	return nil
+}
+
+// insertCommandDoc writes {insert: col, documents: docs, ordered: false,
+// writeConcern: wc} (wc when set) in one buffer: the driver's reflection
+// over a bson.D of documents visited each of them again.
+func insertCommandDoc(col string, docs []bson.Raw, wc bson.Raw, size int) bson.Raw {
+	b := make([]byte, 0, size+16*len(docs)+len(col)+len(wc)+64)
+	start, b := bsoncore.AppendDocumentStart(b)
+	b = bsoncore.AppendStringElement(b, "insert", col)
+	arr, b := bsoncore.AppendArrayElementStart(b, "documents")
+	for i, d := range docs {
+		b = bsoncore.AppendDocumentElement(b, strconv.Itoa(i), d)
+	}
+	b, _ = bsoncore.AppendArrayEnd(b, arr)
+	b = bsoncore.AppendBooleanElement(b, "ordered", false)
+	if len(wc) > 0 {
+		b = bsoncore.AppendDocumentElement(b, "writeConcern", wc)
+	}
+	b, _ = bsoncore.AppendDocumentEnd(b, start)
+	return b
 }
 
 // report runs the after hook on what is stored, then answers every
