@@ -100,7 +100,7 @@ func (s *Session) flush(f *flushQueue) {
 	for range maxFlushRounds {
 		s.mu.Lock()
 		ws := s.ws
-		if ws == nil || len(s.pending) == 0 {
+		if ws == nil || s.queuedBytesLocked() == 0 {
 			s.queued = false
 			s.mu.Unlock()
 			if ws != nil {
@@ -108,9 +108,18 @@ func (s *Session) flush(f *flushQueue) {
 			}
 			return
 		}
-		buf := s.pending
-		s.pending = nil
+		buf, shared := s.pending, s.shared
+		s.pending, s.shared, s.sharedBytes = nil, nil, 0
 		s.mu.Unlock()
+		if len(shared) > 0 {
+			// pending, if any, was queued before the shared messages (what
+			// comes after them spills them into pending first).
+			if buf == nil {
+				buf = getBuf()
+			}
+			buf = appendShared(buf, shared)
+			putShared(shared)
+		}
 		ws.write(buf)
 		putBuf(buf)
 	}

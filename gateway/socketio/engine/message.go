@@ -123,3 +123,19 @@ func putBuf(b []byte) {
 	b = b[:0]
 	bufPool.Put(&b)
 }
+
+// sharedPool holds the slices of shared messages sessions queue.
+var sharedPool = sync.Pool{New: func() any { s := make([]*Message, 0, 32); return &s }}
+
+func getShared() []*Message { return (*sharedPool.Get().(*[]*Message))[:0] }
+
+// putShared returns ms to the pool, its references cleared: a message's
+// frames are not kept alive by a slice waiting in the pool.
+func putShared(ms []*Message) {
+	if cap(ms) == 0 || cap(ms) > 4096 {
+		return
+	}
+	clear(ms)
+	ms = ms[:0]
+	sharedPool.Put(&ms)
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -458,5 +459,83 @@ func TestUpgradeTimeout(t *testing.T) {
 	}
 	if code, body := get(t, url); code != 200 || body != "4still" {
 		t.Fatalf("GET after the failed upgrade: %d %q", code, body)
+	}
+}
+
+// Shared messages (queued by reference) and frames appended to the
+// session's own buffer leave in the order they were queued, whether or not
+// a flush runs between them, and the close frame comes after all of them.
+func TestSharedAndOwnFramesKeepOrder(t *testing.T) {
+	h := newTH()
+	srv, base := startEngine(t, h, nil)
+	c := dialWS(t, base, "")
+	open := readText(t, c)
+	ss := srv.Session(open[9:29])
+	var want []string
+	shared := NewTextMessage([]byte("shared"))
+	for i := range 600 {
+		send := func() {
+			if i%3 == 0 {
+				_ = ss.Send([]byte("own"+strconv.Itoa(i)), false)
+				want = append(want, "4own"+strconv.Itoa(i))
+			} else {
+				_ = ss.SendMessage(shared) // the same message, many times
+				want = append(want, "4shared")
+				m := NewTextMessage([]byte("m" + strconv.Itoa(i)))
+				_ = ss.SendMessage(m)
+				want = append(want, "4m"+strconv.Itoa(i))
+			}
+		}
+		if i%50 < 25 {
+			srv.Batch(send) // held: queued together
+		} else {
+			send()
+		}
+	}
+	ss.Close()
+	for i, w := range want {
+		if got := readText(t, c); got != w {
+			t.Fatalf("frame %d: %q, want %q", i, got, w)
+		}
+	}
+	_, _, err := c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseNormal {
+		t.Fatalf("after the queued frames: %v, want a close frame 1000", err)
+	}
+}
+
+// A client that does not read is cut off when what is queued for it by
+// reference passes MaxBacklog, as when it is copied.
+func TestBacklogCutOffShared(t *testing.T) {
+	h := newTH()
+	srv, base := startEngine(t, h, func(o *Options) { o.MaxBacklog = 256 << 10; o.MaxPayload = 64 << 10 })
+	u := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/engine.io/")
+	conn, err := net.Dial("tcp", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_, _ = io.WriteString(conn, "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.sessionsNow()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ss := srv.sessionsNow()[0]
+	m := NewTextMessage(make([]byte, 32<<10))
+	var sendErr error
+	for i := 0; i < 10000 && sendErr == nil; i++ {
+		sendErr = ss.SendMessage(m)
+		if i%8 == 0 {
+			time.Sleep(time.Millisecond) // let the flusher hand frames to the loop
+		}
+	}
+	if !errors.Is(sendErr, ErrBacklog) && !errors.Is(sendErr, ErrClosed) {
+		t.Fatalf("sends went on: %v", sendErr)
+	}
+	if r := h.waitClose(t); r != ReasonTransportError {
+		t.Fatalf("reason %q", r)
 	}
 }

@@ -56,13 +56,21 @@ type Session struct {
 	pingSent  bool // a poll carried the outstanding ping
 	pollNoop  bool // the client closed over polling: the last poll gets a noop
 	posting   bool
-	cut       bool          // over MaxBacklog: closing, sends refused
-	pending   []byte        // frames queued (both transports queue WebSocket frames)
-	ws        *wsConn       // the WebSocket transport, once it is the session's
-	probe     *wsConn       // a WebSocket being upgraded to
-	poll      chan struct{} // wakes the parked long-poll GET
-	hb        Timer         // next ping, or the pong's deadline
-	aux       *Timer        // upgrade or close timeout
+	cut       bool   // over MaxBacklog: closing, sends refused
+	pending   []byte // frames queued (both transports queue WebSocket frames)
+	// shared are broadcast messages queued after pending on a WebSocket, by
+	// reference: a broadcast's frames are written once, and each of its
+	// connections keeps a pointer instead of a copy in a buffer of its own
+	// (the copies' cache misses were the receiving pod's largest cost after
+	// write(2)). sharedBytes is their size. Whatever appends to pending
+	// first moves them into it (spillLocked), so the order is kept.
+	shared      []*Message
+	sharedBytes int
+	ws          *wsConn       // the WebSocket transport, once it is the session's
+	probe       *wsConn       // a WebSocket being upgraded to
+	poll        chan struct{} // wakes the parked long-poll GET
+	hb          Timer         // next ping, or the pong's deadline
+	aux         *Timer        // upgrade or close timeout
 }
 
 // ID is the session id (the "sid" of the protocol).
@@ -135,9 +143,7 @@ func (s *Session) Send(data []byte, binary bool) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if s.pending == nil {
-		s.pending = getBuf()
-	}
+	s.spillLocked()
 	s.pending = appendMessageFrame(s.pending, data, binary)
 	return s.queuedLocked()
 }
@@ -150,17 +156,56 @@ func (s *Session) SendMessage(m *Message) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
+	if s.ws != nil && s.transport == transportWebSocket {
+		if s.shared == nil {
+			s.shared = getShared()
+		}
+		s.shared = append(s.shared, m)
+		s.sharedBytes += len(m.frames)
+	} else {
+		if s.pending == nil {
+			s.pending = getBuf()
+		}
+		s.pending = append(s.pending, m.frames...)
+	}
+	return s.queuedLocked()
+}
+
+// spillLocked readies pending for an append: the shared messages queued
+// before it are copied in first. pending is non-nil afterwards.
+func (s *Session) spillLocked() {
 	if s.pending == nil {
 		s.pending = getBuf()
 	}
-	s.pending = append(s.pending, m.frames...)
-	return s.queuedLocked()
+	if len(s.shared) > 0 {
+		s.pending = appendShared(s.pending, s.shared)
+		putShared(s.shared)
+		s.shared, s.sharedBytes = nil, 0
+	}
+}
+
+// dropQueuedLocked forgets everything queued.
+func (s *Session) dropQueuedLocked() {
+	putBuf(s.pending)
+	s.pending = nil
+	putShared(s.shared)
+	s.shared, s.sharedBytes = nil, 0
+}
+
+// queuedBytesLocked is the size of what is queued.
+func (s *Session) queuedBytesLocked() int { return len(s.pending) + s.sharedBytes }
+
+func appendShared(dst []byte, ms []*Message) []byte {
+	for _, m := range ms {
+		dst = append(dst, m.frames...)
+	}
+	return dst
 }
 
 // queuedLocked schedules what was just queued and unlocks: the flusher for a
 // WebSocket, the parked poll for polling. A backlog over the limit closes the session.
 func (s *Session) queuedLocked() error {
-	backlog := len(s.pending)
+	backlog := s.queuedBytesLocked()
 	if s.ws != nil {
 		backlog += int(s.ws.inflight.Load())
 	}
@@ -168,8 +213,7 @@ func (s *Session) queuedLocked() error {
 		// Cut off. The close runs on its own goroutine: the sender may hold
 		// locks (a broadcast holds its adapter's) that OnClose needs.
 		s.cut = true
-		putBuf(s.pending)
-		s.pending = nil
+		s.dropQueuedLocked()
 		s.mu.Unlock()
 		s.srv.stats.cutOff.Add(1)
 		s.srv.log.Warn("engine.io: client does not read, cut off", "sid", s.id, "backlog", backlog)
@@ -182,7 +226,7 @@ func (s *Session) queuedLocked() error {
 }
 
 func (s *Session) scheduleLocked() {
-	if len(s.pending) == 0 {
+	if s.queuedBytesLocked() == 0 {
 		return
 	}
 	if s.transport == transportWebSocket {
@@ -231,8 +275,7 @@ func (s *Session) closeWith(reason string, graceful bool, code uint16) {
 	probe := s.probe
 	s.probe, s.upgrading = nil, false
 	if !graceful {
-		putBuf(s.pending)
-		s.pending = nil
+		s.dropQueuedLocked()
 	}
 	remove := true
 	s.pollNoop = reason == ReasonTransportClose
@@ -247,7 +290,7 @@ func (s *Session) closeWith(reason string, graceful bool, code uint16) {
 		// noop, when the client closed).
 		s.state = stateClosed
 		s.wakePollLocked()
-	case reason == ReasonTransportClose || (graceful && len(s.pending) > 0 && reason != ReasonServerShutdown):
+	case reason == ReasonTransportClose || (graceful && s.queuedBytesLocked() > 0 && reason != ReasonServerShutdown):
 		// Keep the session for the poll that collects the queued packets (or,
 		// when the client closed, the poll it sent at the same time). A
 		// shutdown does not wait for a poll that is not there (Node neither).
@@ -309,8 +352,7 @@ func (s *Session) finishClosing() {
 		return
 	}
 	s.state = stateClosed
-	putBuf(s.pending)
-	s.pending = nil
+	s.dropQueuedLocked()
 	s.mu.Unlock()
 	s.srv.remove(s)
 }
@@ -330,9 +372,7 @@ func (s *Session) onHeartbeat() {
 	}
 	s.awaitPong, s.pingSent = true, false
 	s.hb.Reset(s.pongDeadline())
-	if s.pending == nil {
-		s.pending = getBuf()
-	}
+	s.spillLocked()
 	s.pending = appendPacketFrame(s.pending, PacketPing, nil)
 	if s.cut {
 		s.mu.Unlock()

@@ -312,7 +312,7 @@ func (ws *wsConn) maybeFinish() {
 	}
 	s := ws.sess
 	s.mu.Lock()
-	busy := s.ws == ws && (len(s.pending) > 0 || s.queued)
+	busy := s.ws == ws && (s.queuedBytesLocked() > 0 || s.queued)
 	s.mu.Unlock()
 	if !busy {
 		ws.closeConn()
@@ -337,9 +337,7 @@ func (ws *wsConn) sendCloseLocked(code uint16) {
 		return
 	}
 	s := ws.sess
-	if s.pending == nil {
-		s.pending = getBuf()
-	}
+	s.spillLocked()
 	s.pending = appendCloseFrame(s.pending, code)
 	if !s.queued {
 		s.queued = true
@@ -543,9 +541,7 @@ func (ws *wsConn) sendControl(frame []byte) {
 	s := ws.sess
 	s.mu.Lock()
 	if s.ws == ws && s.state == stateOpen {
-		if s.pending == nil {
-			s.pending = getBuf()
-		}
+		s.spillLocked()
 		s.pending = append(s.pending, frame...)
 		s.scheduleLocked()
 		s.mu.Unlock()
