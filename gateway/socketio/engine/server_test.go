@@ -391,21 +391,7 @@ func TestOversizeMessage(t *testing.T) {
 func TestBacklogCutOff(t *testing.T) {
 	h := newTH()
 	srv, base := startEngine(t, h, func(o *Options) { o.MaxBacklog = 256 << 10; o.MaxPayload = 64 << 10 })
-	u := "127.0.0.1" + strings.TrimPrefix(base, "http://127.0.0.1")
-	u = strings.TrimSuffix(u, "/engine.io/")
-	conn, err := net.Dial("tcp", u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-	_, _ = io.WriteString(conn, "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.sessionsNow()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	ss := srv.sessionsNow()[0]
+	ss := openUnread(t, srv, base)
 	chunk := make([]byte, 32<<10)
 	var sendErr error
 	for i := 0; i < 10000 && sendErr == nil; i++ {
@@ -423,6 +409,28 @@ func TestBacklogCutOff(t *testing.T) {
 	if srv.Stats().CutOff != 1 {
 		t.Fatalf("stats %+v", srv.Stats())
 	}
+}
+
+// openUnread opens a WebSocket session from a client that never reads, with
+// a small receive buffer, and returns the server's side of it.
+func openUnread(t *testing.T, srv *Server, base string) *Session {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/engine.io/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_, _ = io.WriteString(conn, "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.sessionsNow()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(srv.sessionsNow()) == 0 {
+		t.Fatal("no session opened")
+	}
+	return srv.sessionsNow()[0]
 }
 
 func (s *Server) sessionsNow() []*Session {
@@ -510,20 +518,7 @@ func TestSharedAndOwnFramesKeepOrder(t *testing.T) {
 func TestBacklogCutOffShared(t *testing.T) {
 	h := newTH()
 	srv, base := startEngine(t, h, func(o *Options) { o.MaxBacklog = 256 << 10; o.MaxPayload = 64 << 10 })
-	u := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/engine.io/")
-	conn, err := net.Dial("tcp", u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-	_, _ = io.WriteString(conn, "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.sessionsNow()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	ss := srv.sessionsNow()[0]
+	ss := openUnread(t, srv, base)
 	m := NewTextMessage(make([]byte, 32<<10))
 	var sendErr error
 	for i := 0; i < 10000 && sendErr == nil; i++ {
