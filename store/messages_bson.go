@@ -76,8 +76,6 @@ func appendIDElement(dst []byte, key string, v any) ([]byte, bool) {
 		return bsoncore.AppendObjectIDElement(dst, key, t), true
 	case string:
 		return bsoncore.AppendStringElement(dst, key, t), true
-	case nil:
-		return bsoncore.AppendNullElement(dst, key), true
 	}
 	return dst, false
 }

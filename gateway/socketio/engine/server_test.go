@@ -389,25 +389,48 @@ func TestOversizeMessage(t *testing.T) {
 // A client that does not read is cut off once what is queued for it (here
 // and in the event loop's buffer) passes MaxBacklog.
 func TestBacklogCutOff(t *testing.T) {
-	h := newTH()
-	srv, base := startEngine(t, h, func(o *Options) { o.MaxBacklog = 256 << 10; o.MaxPayload = 64 << 10 })
-	ss := openUnread(t, srv, base)
 	chunk := make([]byte, 32<<10)
-	var sendErr error
-	for i := 0; i < 10000 && sendErr == nil; i++ {
-		sendErr = ss.Send(chunk, true)
-		if i%8 == 0 {
-			time.Sleep(time.Millisecond) // let the flusher hand frames to the loop
-		}
-	}
-	if !errors.Is(sendErr, ErrBacklog) && !errors.Is(sendErr, ErrClosed) {
-		t.Fatalf("sends went on: %v", sendErr)
-	}
-	if r := h.waitClose(t); r != ReasonTransportError {
-		t.Fatalf("reason %q", r)
-	}
-	if srv.Stats().CutOff != 1 {
-		t.Fatalf("stats %+v", srv.Stats())
+	shared := NewTextMessage(chunk)
+	copied := func(ss *Session) error { return ss.Send(chunk, true) }
+	byRef := func(ss *Session) error { return ss.SendMessage(shared) }
+	for name, c := range map[string]struct {
+		send func(*Session) error
+		held bool // the flushers held: everything stays queued in the session
+	}{
+		"copied": {send: copied},
+		"shared": {send: byRef},
+		// what is queued by reference counts as a copy would: nine 32 KB
+		// messages pass 256 KB before any of them reaches the event loop
+		"shared, held": {send: byRef, held: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newTH()
+			srv, base := startEngine(t, h, func(o *Options) { o.MaxBacklog = 256 << 10; o.MaxPayload = 64 << 10 })
+			ss := openUnread(t, srv, base)
+			var sendErr error
+			if c.held {
+				srv.Batch(func() {
+					for i := 0; i < 9 && sendErr == nil; i++ {
+						sendErr = c.send(ss)
+					}
+				})
+			}
+			for i := 0; i < 10000 && sendErr == nil && !c.held; i++ {
+				sendErr = c.send(ss)
+				if i%8 == 0 {
+					time.Sleep(time.Millisecond) // let the flusher hand frames to the loop
+				}
+			}
+			if !errors.Is(sendErr, ErrBacklog) && !errors.Is(sendErr, ErrClosed) {
+				t.Fatalf("sends went on: %v", sendErr)
+			}
+			if r := h.waitClose(t); r != ReasonTransportError {
+				t.Fatalf("reason %q", r)
+			}
+			if srv.Stats().CutOff != 1 {
+				t.Fatalf("stats %+v", srv.Stats())
+			}
+		})
 	}
 }
 
@@ -510,27 +533,5 @@ func TestSharedAndOwnFramesKeepOrder(t *testing.T) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != CloseNormal {
 		t.Fatalf("after the queued frames: %v, want a close frame 1000", err)
-	}
-}
-
-// A client that does not read is cut off when what is queued for it by
-// reference passes MaxBacklog, as when it is copied.
-func TestBacklogCutOffShared(t *testing.T) {
-	h := newTH()
-	srv, base := startEngine(t, h, func(o *Options) { o.MaxBacklog = 256 << 10; o.MaxPayload = 64 << 10 })
-	ss := openUnread(t, srv, base)
-	m := NewTextMessage(make([]byte, 32<<10))
-	var sendErr error
-	for i := 0; i < 10000 && sendErr == nil; i++ {
-		sendErr = ss.SendMessage(m)
-		if i%8 == 0 {
-			time.Sleep(time.Millisecond) // let the flusher hand frames to the loop
-		}
-	}
-	if !errors.Is(sendErr, ErrBacklog) && !errors.Is(sendErr, ErrClosed) {
-		t.Fatalf("sends went on: %v", sendErr)
-	}
-	if r := h.waitClose(t); r != ReasonTransportError {
-		t.Fatalf("reason %q", r)
 	}
 }
